@@ -1,0 +1,3 @@
+//! Parsing and resolving `async-TaskChain` and dynamic values.
+
+pub mod dynamic;

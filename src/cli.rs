@@ -1,0 +1,244 @@
+//! The command line (design §9). Every flag is also a `BATON_*` variable.
+
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::SystemClock;
+use crate::service::{open_baton, Config, EnvironmentInput, UserInput};
+
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, about = "A job scheduler whose heart is safe task chaining")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Where the database, the file store and the master key live.
+    #[arg(long, env = "BATON_DATA_DIR", default_value = "./baton-data", global = true)]
+    pub data_dir: PathBuf,
+    /// The master key file (default: <data-dir>/master.key). BATON_MASTER_KEY (64 hex) wins.
+    #[arg(long, env = "BATON_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to serve on; port 0 picks a free one.
+    #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+    /// An absolute path the `command` kind may run (repeatable).
+    #[arg(long, env = "BATON_ALLOW_COMMAND", value_delimiter = ',', global = true)]
+    pub allow_command: Vec<PathBuf>,
+    #[arg(long, env = "BATON_MAX_CONCURRENT_RUNS", default_value_t = 32, global = true)]
+    pub max_concurrent_runs: usize,
+    #[arg(long, env = "BATON_MAX_CHAIN_DEPTH", default_value_t = 32, global = true)]
+    pub max_chain_depth: u32,
+    /// How long a file token lives (90s, 15m, 24h or seconds).
+    #[arg(long, env = "BATON_FILE_TOKEN_TTL", default_value = "24h", value_parser = parse_duration, global = true)]
+    pub file_token_ttl: Duration,
+    /// How long running runs get to finish on SIGTERM or SIGINT.
+    #[arg(long, env = "BATON_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage environments.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Create an environment.
+    Add {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints `password: PW` unless --password-stdin.
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        /// ENV=ROLE (viewer, operator, integration); repeatable.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user; the token is the last line printed.
+    Create {
+        user: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// New data keys and everything re-sealed; with --new-master-key-file, the data keys
+    /// re-wrapped under that key, which becomes the key file.
+    Rotate {
+        #[arg(long)]
+        new_master_key_file: Option<PathBuf>,
+    },
+}
+
+/// `90s`, `15m`, `24h`, or bare seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration (like 90s, 15m, 24h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?}: the unit is s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn config(global: &GlobalArgs, serve: &ServeArgs, start_engine: bool) -> Config {
+    Config {
+        data_dir: global.data_dir.clone(),
+        master_key_file: global.master_key_file.clone(),
+        master_key_hex: std::env::var("BATON_MASTER_KEY").ok().filter(|v| !v.is_empty()),
+        max_concurrent_runs: serve.max_concurrent_runs,
+        allow_commands: serve.allow_command.clone(),
+        admin_password: std::env::var("BATON_ADMIN_PASSWORD").ok().filter(|v| !v.is_empty()),
+        start_engine,
+    }
+}
+
+/// Runs the command line; the error is printed by `main`.
+pub async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        None | Some(Command::Serve) => crate::server::serve(config(&cli.global, &cli.serve, true), cli.serve).await,
+        Some(cmd) => admin_command(config(&cli.global, &cli.serve, false), cmd).await,
+    }
+}
+
+async fn admin_command(cfg: Config, cmd: Command) -> Result<(), String> {
+    let baton = open_baton(&cfg, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+    if let Some(first) = &baton.first_start {
+        println!("admin password: {}", first.admin_password);
+    }
+    let service = baton.service;
+    let admin = service.store.user("admin").ok().flatten();
+    let system = crate::domain::User {
+        username: "baton-cli".into(),
+        password_hash: String::new(),
+        admin: true,
+        roles: Default::default(),
+        created_at: service.clock.now(),
+    };
+    let actor = admin.map(|mut a| {
+        a.username = "baton-cli".into();
+        a
+    });
+    let actor = actor.unwrap_or(system);
+    let show = |e: crate::service::ServiceError| match e {
+        crate::service::ServiceError::Validation(p) => {
+            p.0.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("\n")
+        }
+        other => other.to_string(),
+    };
+    match cmd {
+        Command::Serve => Ok(()),
+        Command::Env(EnvCommand::Add { id, name, time_zone }) => {
+            let env = service
+                .create_environment(&actor, EnvironmentInput { id: Some(id), name, time_zone: Some(time_zone), max_concurrent_runs: None, created_at: None })
+                .map_err(show)?;
+            println!("environment {} created ({})", env.id, env.time_zone);
+            Ok(())
+        }
+        Command::User(UserCommand::Add { name, admin, roles, password_stdin }) => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+                line.trim_end_matches(['\n', '\r']).to_string()
+            } else {
+                crate::crypto::random_token(15)
+            };
+            let mut role_map = std::collections::BTreeMap::new();
+            for r in roles {
+                let (env, role) = r.split_once('=').ok_or_else(|| format!("--role {r:?}: write ENV=ROLE"))?;
+                role_map.insert(env.to_string(), role.to_string());
+            }
+            let input = UserInput { username: Some(name.clone()), password: Some(password.clone()), admin: Some(admin), roles: Some(role_map), created_at: None };
+            service.save_user(&actor, input, None).await.map_err(show)?;
+            println!("user {name} created");
+            if !password_stdin {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { user, label }) => {
+            if service.store.user(&user).map_err(|e| e.to_string())?.is_none() {
+                return Err(format!("no user {user:?}"));
+            }
+            let (_, text) = service.create_token(&user, label).map_err(show)?;
+            println!("{text}");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate { new_master_key_file }) => {
+            let msg = crate::service::rotate_keys(&service, &cfg, new_master_key_file.as_deref()).map_err(show)?;
+            println!("{msg}");
+            Ok(())
+        }
+    }
+    .inspect(|()| {
+        let _ = std::io::stdout().flush();
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_bare_seconds() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,145 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ParamValue, RetryPolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 6] = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::TimedOut,
+        RunState::Cancelled,
+    ];
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunState::Queued | RunState::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::TimedOut => "timed_out",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunState> {
+        RunState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// A small stable number for index keys.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Manual,
+    Schedule,
+    Chain,
+    Retry,
+    Refire,
+}
+
+/// Points at a run in some environment (lineage crosses environments).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRef {
+    pub env: String,
+    pub id: Uuid,
+}
+
+/// A parameter as the run received it: its own copy, taken when the run was queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunParam {
+    pub name: String,
+    pub value: ParamValue,
+    /// Values from run-now, a hop or a retry are taken literally: dynamic values in them are
+    /// never expanded.
+    #[serde(default)]
+    pub literal: bool,
+}
+
+/// A hop that did not fire, kept on the source run with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainError {
+    pub hop: u32,
+    pub env: String,
+    pub chain: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One execution of a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: Uuid,
+    pub env: String,
+    pub schedule_id: Uuid,
+    pub state: RunState,
+    pub origin: Origin,
+    pub due_at: Option<DateTime<Utc>>,
+    pub attempts: u32,
+    pub retry: RetryPolicy,
+    pub timeout_seconds: u64,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// A retry waits in `queued` until this time.
+    #[serde(default)]
+    pub not_before: Option<DateTime<Utc>>,
+    pub acting_user: String,
+    pub params: Vec<RunParam>,
+    pub outputs: BTreeMap<String, String>,
+    pub error: Option<String>,
+    pub root: RunRef,
+    pub parent: Option<RunRef>,
+    pub depth: u32,
+    #[serde(default)]
+    pub children: Vec<RunRef>,
+    #[serde(default)]
+    pub chain_errors: Vec<ChainError>,
+    /// The process epoch that claimed the current attempt; a `running` run from an older
+    /// epoch is an orphan.
+    #[serde(default)]
+    pub epoch: u64,
+}
+
+impl Run {
+    pub fn as_ref(&self) -> RunRef {
+        RunRef { env: self.env.clone(), id: self.id }
+    }
+
+    pub fn attempts_left(&self) -> bool {
+        self.attempts < self.retry.max_attempts
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u32,
+    pub at: DateTime<Utc>,
+    /// `system`, `stdout`, `stderr`, `task`.
+    pub stream: String,
+    pub text: String,
+}

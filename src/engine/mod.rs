@@ -1,0 +1,388 @@
+//! The engine: admission (limits and the queue), the dispatcher, the workers that run
+//! attempts, group commit, and the scheduler that fires due times.
+
+mod admission;
+mod committer;
+mod metrics;
+pub mod scheduler;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+pub use admission::{Admission, Waiting};
+pub use committer::Committer;
+pub use metrics::Metrics;
+
+use crate::crypto::{Keyring, Place};
+use crate::domain::run::RunParam;
+use crate::domain::{Clock, Origin, ParamValue, Run, RunRef, RunState, Schedule};
+use crate::store::{Enqueue, Fire, IdempotencyKey, RunOp, RunOpOutcome, Store, StoreError};
+use crate::tasks::{Kinds, TaskSettings};
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub max_concurrent_runs: usize,
+    pub tasks: TaskSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Overlap `skip` with a run active.
+    #[error("the schedule already has an active run (overlap: skip)")]
+    Busy,
+    #[error("the run is {0}")]
+    WrongState(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a secret could not be prepared: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+/// Why a running attempt was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Cancel,
+    Shutdown,
+}
+
+struct Active {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+/// What starting a run came to.
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    Started(Box<Run>),
+    Queued(Box<Run>),
+    /// An `Idempotency-Key` replay: the first run's id.
+    Replayed(Uuid),
+}
+
+impl Submitted {
+    pub fn run_id(&self) -> Uuid {
+        match self {
+            Submitted::Started(r) | Submitted::Queued(r) => r.id,
+            Submitted::Replayed(id) => *id,
+        }
+    }
+}
+
+pub struct Engine {
+    pub store: Arc<Store>,
+    pub kinds: Arc<Kinds>,
+    pub keyring: Arc<Keyring>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<TaskSettings>,
+    committer: Committer,
+    admission: Mutex<Admission>,
+    active: Mutex<HashMap<Uuid, Active>>,
+    wake: Notify,
+    /// Set when intake stops: nothing new starts.
+    stopping: CancellationToken,
+    workers: TaskTracker,
+}
+
+impl Engine {
+    pub fn new(store: Arc<Store>, kinds: Arc<Kinds>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, settings: EngineSettings) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let committer = Committer::start(store.clone(), metrics.clone());
+        Arc::new(Self {
+            store,
+            kinds,
+            keyring,
+            clock,
+            metrics,
+            settings: Arc::new(settings.tasks),
+            committer,
+            admission: Mutex::new(Admission::new(settings.max_concurrent_runs)),
+            active: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            stopping: CancellationToken::new(),
+            workers: TaskTracker::new(),
+        })
+    }
+
+    fn admission(&self) -> MutexGuard<'_, Admission> {
+        self.admission.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_env_limit(&self, env: &str, limit: Option<u32>) {
+        self.admission().set_env_limit(env, limit);
+        self.wake.notify_one();
+    }
+
+    pub fn running_total(&self) -> usize {
+        self.admission().running_total()
+    }
+
+    pub fn queued_total(&self) -> usize {
+        self.admission().queued_total()
+    }
+
+    pub async fn submit_op(&self, op: RunOp) -> Result<RunOpOutcome, StoreError> {
+        self.committer.submit(op).await
+    }
+
+    /// A new run of `schedule`: its own copy of the parameters (secrets re-sealed for the
+    /// run's place), the schedule's limits, and its lineage.
+    pub fn new_run(
+        &self,
+        schedule: &Schedule,
+        origin: Origin,
+        acting_user: &str,
+        due_at: Option<DateTime<Utc>>,
+        overrides: Vec<(String, ParamValue)>,
+        parent: Option<&Run>,
+    ) -> Result<Run, EngineError> {
+        let id = Uuid::now_v7();
+        let record = format!("run:{id}");
+        let mut params = Vec::with_capacity(schedule.params.len() + overrides.len());
+        for p in &schedule.params {
+            if overrides.iter().any(|(n, _)| n == &p.name) {
+                continue;
+            }
+            let value = match &p.value {
+                ParamValue::Plain(v) => ParamValue::Plain(v.clone()),
+                ParamValue::Sealed(s) => {
+                    let from = Place { env: &schedule.env, record: format!("schedule:{}", schedule.id), name: &p.name };
+                    let plain = self.keyring.open(&from, s)?;
+                    let to = Place { env: &schedule.env, record: record.clone(), name: &p.name };
+                    ParamValue::Sealed(self.keyring.seal(&to, &plain)?)
+                }
+            };
+            params.push(RunParam { name: p.name.clone(), value, literal: false });
+        }
+        for (name, value) in overrides {
+            params.push(RunParam { name, value, literal: true });
+        }
+        let (root, depth) = match parent {
+            Some(p) => (p.root.clone(), p.depth + 1),
+            None => (RunRef { env: schedule.env.clone(), id }, 0),
+        };
+        Ok(Run {
+            id,
+            env: schedule.env.clone(),
+            schedule_id: schedule.id,
+            state: RunState::Queued,
+            origin,
+            due_at,
+            attempts: 0,
+            retry: schedule.retry,
+            timeout_seconds: schedule.timeout_seconds,
+            queued_at: self.clock.now(),
+            started_at: None,
+            finished_at: None,
+            not_before: None,
+            acting_user: acting_user.to_string(),
+            params,
+            outputs: Default::default(),
+            error: None,
+            root,
+            parent: parent.map(Run::as_ref),
+            depth,
+            children: Vec::new(),
+            chain_errors: Vec::new(),
+            epoch: 0,
+        })
+    }
+
+    /// Commits a new run and starts it, claiming its first attempt in the same commit when
+    /// a slot is free (one commit from "run now" to "running").
+    pub async fn submit(
+        self: &Arc<Self>,
+        mut run: Run,
+        overlap: crate::domain::Overlap,
+        idempotency: Option<IdempotencyKey>,
+        fire: Option<Fire>,
+    ) -> Result<Submitted, EngineError> {
+        let start_now = self.admission().admit_new(&run.env, run.schedule_id, overlap).ok_or(EngineError::Busy)?;
+        let start_now = start_now && !self.stopping.is_cancelled();
+        if start_now {
+            run.state = RunState::Running;
+            run.attempts = 1;
+            run.started_at = Some(self.clock.now());
+            run.epoch = self.store.epoch();
+        }
+        let (env, schedule) = (run.env.clone(), run.schedule_id);
+        let outcome = self.committer.submit(RunOp::Enqueue(Box::new(Enqueue { run, idempotency, fire }))).await;
+        match outcome {
+            Ok(RunOpOutcome::Enqueued(run)) => {
+                self.metrics.runs_enqueued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if start_now {
+                    self.spawn_attempt(*run.clone(), true);
+                    Ok(Submitted::Started(run))
+                } else {
+                    self.admission().enqueue(Waiting {
+                        run_id: run.id,
+                        env: run.env.clone(),
+                        schedule_id: run.schedule_id,
+                        overlap,
+                        not_before: None,
+                    });
+                    self.wake.notify_one();
+                    Ok(Submitted::Queued(run))
+                }
+            }
+            Ok(RunOpOutcome::Replayed(id)) => {
+                self.admission().forget_new(&env, schedule, start_now);
+                Ok(Submitted::Replayed(id))
+            }
+            Ok(other) => {
+                self.admission().forget_new(&env, schedule, start_now);
+                Err(StoreError::Db(format!("unexpected enqueue outcome {other:?}")).into())
+            }
+            Err(e) => {
+                self.admission().forget_new(&env, schedule, start_now);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Cancels a run: a queued one at once, a running one by stopping its attempt.
+    pub async fn cancel(&self, run: &Run) -> Result<(), EngineError> {
+        match run.state {
+            RunState::Queued => {
+                let waiting = self.admission().remove_waiting(run.id);
+                match self.committer.submit(RunOp::CancelQueued { run_id: run.id, at: self.clock.now() }).await {
+                    Ok(_) => {
+                        self.admission().finish(run.schedule_id);
+                        self.metrics.runs_cancelled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // It was claimed meanwhile: put it back and report its state.
+                        if let Some(w) = waiting {
+                            self.admission().enqueue(w);
+                        }
+                        Err(e.into())
+                    }
+                }
+            }
+            RunState::Running => {
+                let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
+                match active.get(&run.id) {
+                    Some(a) => {
+                        *a.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::Cancel);
+                        a.token.cancel();
+                        Ok(())
+                    }
+                    None => Err(EngineError::WrongState("running in no worker of this process")),
+                }
+            }
+            other => Err(EngineError::WrongState(other.as_str())),
+        }
+    }
+
+    /// Start-up: orphans from an older epoch go back to the queue (or fail as interrupted
+    /// when no attempt is left); queued runs wait their turn again.
+    pub async fn recover(self: &Arc<Self>, overlaps: &HashMap<Uuid, crate::domain::Overlap>) -> Result<(usize, usize), EngineError> {
+        let store = self.store.clone();
+        let (running, queued) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((store.runs_in_state(RunState::Running)?, store.runs_in_state(RunState::Queued)?))
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))??;
+        let now = self.clock.now();
+        let orphans = running.len();
+        let mut requeued = Vec::new();
+        for run in running.into_iter().filter(|r| r.epoch < self.store.epoch()) {
+            let again = run.attempts_left();
+            let completion = crate::store::Completion {
+                run_id: run.id,
+                state: RunState::Failed,
+                outputs: Default::default(),
+                error: Some("interrupted".into()),
+                at: now,
+                retry_at: again.then_some(now),
+                logs: vec![(now, "system".into(), format!("attempt {} interrupted by a restart", run.attempts))],
+                started: Vec::new(),
+                chain_errors: Vec::new(),
+            };
+            if let RunOpOutcome::Completed(r) = self.committer.submit(RunOp::Complete(Box::new(completion))).await? {
+                if r.state == RunState::Queued {
+                    requeued.push(*r);
+                }
+            }
+        }
+        let mut adm = self.admission();
+        for run in requeued.into_iter().chain(queued) {
+            adm.count_active(run.schedule_id);
+            adm.enqueue(Waiting {
+                run_id: run.id,
+                env: run.env.clone(),
+                schedule_id: run.schedule_id,
+                overlap: overlaps.get(&run.schedule_id).copied().unwrap_or_default(),
+                not_before: run.not_before,
+            });
+        }
+        let waiting = adm.queued_total();
+        drop(adm);
+        self.wake.notify_one();
+        Ok((orphans, waiting))
+    }
+
+    /// Starts waiting runs as slots free up and retries come due, until intake stops.
+    pub async fn dispatch(self: Arc<Self>) {
+        loop {
+            let (ready, wake_at) = {
+                let mut adm = self.admission();
+                (adm.take_ready(self.clock.now()), adm.next_wakeup())
+            };
+            for w in ready {
+                let engine = self.clone();
+                self.workers.spawn(async move { engine.claim_and_run(w).await });
+            }
+            let sleep = wake_at.map(|t| (t - self.clock.now()).to_std().unwrap_or_default());
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = async { match sleep { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
+                () = self.stopping.cancelled() => return,
+            }
+        }
+    }
+
+    /// Stops intake, lets running attempts finish within `grace`, then stops the rest
+    /// (they stay `running` on disk and are recovered at the next start).
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.stopping.cancel();
+        self.workers.close();
+        if tokio::time::timeout(grace, self.workers.wait()).await.is_err() {
+            tracing::warn!("shutdown grace over; stopping the runs still running");
+            for a in self.active.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                *a.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::Shutdown);
+                a.token.cancel();
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.workers.wait()).await;
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    fn spawn_attempt(self: &Arc<Self>, run: Run, _claimed: bool) {
+        let engine = self.clone();
+        self.workers.spawn(async move { engine.execute(run).await });
+    }
+
+    async fn claim_and_run(self: Arc<Self>, w: Waiting) {
+        let op = RunOp::Claim { run_id: w.run_id, at: self.clock.now(), epoch: self.store.epoch() };
+        match self.committer.submit(op).await {
+            Ok(RunOpOutcome::Claimed(run)) => self.execute(*run).await,
+            Ok(_) | Err(_) => {
+                // Cancelled or gone meanwhile: give the slot back.
+                self.admission().release_slot(&w.env, w.schedule_id);
+                self.wake.notify_one();
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Runs: the batched lifecycle operations (enqueue, claim, complete, log, cancel) and the
+//! history queries.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable, Table};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::codec::{decode, encode};
+use super::schedules::write_schedule;
+use super::tables::{IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_CHILDREN, RUN_LOGS, SCHEDULES};
+use super::{id_key, Store, StoreError};
+use crate::domain::run::ChainError;
+use crate::domain::{LogLine, Run, RunState, Schedule};
+
+/// How long an `Idempotency-Key` answers with its first run.
+pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// A digest of the request body: the same key with another body is refused.
+    pub body_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IdempotencyRecord {
+    run_id: Uuid,
+    body_hash: String,
+    at: DateTime<Utc>,
+}
+
+/// Advances a schedule past a due time. Committed with the run it fires (or alone, when the
+/// due time is dropped), and refused unless the stored next due time is still `due_at`: that
+/// is what keeps one due time from firing twice.
+#[derive(Debug, Clone)]
+pub struct Fire {
+    pub schedule_id: Uuid,
+    pub due_at: DateTime<Utc>,
+    pub next_fire_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Enqueue {
+    /// `queued`, or already `running` with its first attempt claimed when a worker was free.
+    pub run: Run,
+    pub idempotency: Option<IdempotencyKey>,
+    pub fire: Option<Fire>,
+}
+
+/// A run's attempt ended.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub run_id: Uuid,
+    pub state: RunState,
+    pub outputs: BTreeMap<String, String>,
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+    /// Another attempt follows at this time: the run goes back to `queued`.
+    pub retry_at: Option<DateTime<Utc>>,
+    pub logs: Vec<(DateTime<Utc>, String, String)>,
+    /// Runs this completion starts (chain hops), committed with it.
+    pub started: Vec<Run>,
+    pub chain_errors: Vec<ChainError>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RunOp {
+    Enqueue(Box<Enqueue>),
+    /// Starts the next attempt of a queued run: the attempt count is durable before it runs.
+    Claim { run_id: Uuid, at: DateTime<Utc>, epoch: u64 },
+    Complete(Box<Completion>),
+    AppendLog { run_id: Uuid, lines: Vec<(DateTime<Utc>, String, String)> },
+    /// A queued run becomes `cancelled` at once.
+    CancelQueued { run_id: Uuid, at: DateTime<Utc> },
+    /// A due time dropped (overlap `skip`, catch-up `skip`).
+    Advance(Fire),
+}
+
+#[derive(Debug, Clone)]
+pub enum RunOpOutcome {
+    Enqueued(Box<Run>),
+    /// An `Idempotency-Key` replay: the run it first started.
+    Replayed(Uuid),
+    Claimed(Box<Run>),
+    Completed(Box<Run>),
+    Logged,
+    Cancelled(Box<Run>),
+    Advanced,
+}
+
+/// History filters; `before` is the last id seen (exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub schedule: Option<Uuid>,
+    pub states: Option<Vec<RunState>>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub before: Option<Uuid>,
+    pub limit: usize,
+}
+
+/// The run tables, opened once per batch.
+struct RunTables<'t> {
+    runs: Table<'t, u128, &'static [u8]>,
+    by_env: Table<'t, (&'static str, u128), u8>,
+    by_schedule: Table<'t, (u128, u128), u8>,
+    by_state: Table<'t, (u8, u128), ()>,
+    children: Table<'t, (u128, u128), ()>,
+    logs: Table<'t, (u128, u32), &'static [u8]>,
+}
+
+impl<'t> RunTables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
+        Ok(Self {
+            runs: txn.open_table(RUNS)?,
+            by_env: txn.open_table(RUNS_BY_ENV)?,
+            by_schedule: txn.open_table(RUNS_BY_SCHEDULE)?,
+            by_state: txn.open_table(RUNS_BY_STATE)?,
+            children: txn.open_table(RUN_CHILDREN)?,
+            logs: txn.open_table(RUN_LOGS)?,
+        })
+    }
+
+    fn get(&self, id: Uuid) -> Result<Run, StoreError> {
+        match self.runs.get(id_key(id))? {
+            Some(v) => decode("run", v.value()),
+            None => Err(StoreError::NotFound(format!("run {id}"))),
+        }
+    }
+
+    /// Writes a run and keeps every index in step with its state.
+    fn put(&mut self, run: &Run, old_state: Option<RunState>) -> Result<(), StoreError> {
+        let key = id_key(run.id);
+        let code = run.state.code();
+        self.runs.insert(key, encode(run).as_slice())?;
+        if old_state != Some(run.state) {
+            if let Some(old) = old_state {
+                self.by_state.remove((old.code(), key))?;
+            }
+            self.by_state.insert((code, key), ())?;
+            self.by_env.insert((run.env.as_str(), key), code)?;
+            self.by_schedule.insert((id_key(run.schedule_id), key), code)?;
+        }
+        Ok(())
+    }
+
+    fn insert_new(&mut self, run: &Run) -> Result<(), StoreError> {
+        self.put(run, None)?;
+        if let Some(parent) = &run.parent {
+            self.children.insert((id_key(parent.id), id_key(run.id)), ())?;
+        }
+        Ok(())
+    }
+
+    fn append_logs(&mut self, run_id: Uuid, lines: &[(DateTime<Utc>, String, String)]) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let key = id_key(run_id);
+        let mut seq = match self.logs.range((key, 0)..=(key, u32::MAX))?.next_back() {
+            Some(row) => row?.0.value().1 + 1,
+            None => 1,
+        };
+        for (at, stream, text) in lines {
+            let line = LogLine { seq, at: *at, stream: stream.clone(), text: text.clone() };
+            self.logs.insert((key, seq), encode(&line).as_slice())?;
+            seq += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Applies a batch of run operations in one write transaction and one commit. Each op
+    /// checks before it writes, so one refused op leaves the others to commit.
+    pub fn apply(&self, ops: &[RunOp]) -> Result<Vec<Result<RunOpOutcome, StoreError>>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut results = Vec::with_capacity(ops.len());
+        {
+            let mut t = RunTables::open(&txn)?;
+            for op in ops {
+                results.push(apply_one(&txn, &mut t, op));
+            }
+        }
+        txn.commit()?;
+        Ok(results)
+    }
+
+    pub fn run(&self, id: Uuid) -> Result<Option<Run>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(RUNS)?;
+        t.get(id_key(id))?.map(|v| decode("run", v.value())).transpose()
+    }
+
+    /// Runs in one state, oldest first (start-up recovery).
+    pub fn runs_in_state(&self, state: RunState) -> Result<Vec<Run>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let idx = txn.open_table(RUNS_BY_STATE)?;
+        let t = txn.open_table(RUNS)?;
+        let code = state.code();
+        let mut out = Vec::new();
+        for row in idx.range((code, 0u128)..=(code, u128::MAX))? {
+            let (_, id) = row?.0.value();
+            if let Some(v) = t.get(id)? {
+                out.push(decode("run", v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One page of an environment's history, newest first.
+    pub fn page_runs(&self, env: &str, f: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(RUNS)?;
+        let upper = f.before.map_or(u128::MAX, |b| b.as_u128());
+        // Ids are UUIDv7: their millisecond prefix bounds the scan from below for `since`.
+        let lower = f.since.map_or(0u128, |s| u128::from(s.timestamp_millis().max(0) as u64) << 80);
+        let wanted = |code: u8| f.states.as_ref().is_none_or(|s| s.iter().any(|st| st.code() == code));
+        let mut out = Vec::new();
+        let mut take = |id: u128, code: u8| -> Result<bool, StoreError> {
+            if !wanted(code) {
+                return Ok(true);
+            }
+            let Some(v) = t.get(id)? else { return Ok(true) };
+            let run: Run = decode("run", v.value())?;
+            if run.env != env || f.since.is_some_and(|s| run.queued_at < s) || f.until.is_some_and(|u| run.queued_at >= u) {
+                return Ok(true);
+            }
+            out.push(run);
+            Ok(out.len() < f.limit)
+        };
+        if let Some(schedule) = f.schedule {
+            let idx = txn.open_table(RUNS_BY_SCHEDULE)?;
+            let s = id_key(schedule);
+            for row in idx.range((s, lower)..(s, upper))?.rev() {
+                let (k, code) = row?;
+                if !take(k.value().1, code.value())? {
+                    break;
+                }
+            }
+        } else {
+            let idx = txn.open_table(RUNS_BY_ENV)?;
+            for row in idx.range((env, lower)..(env, upper))?.rev() {
+                let (k, code) = row?;
+                if !take(k.value().1, code.value())? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Children of a run (lineage, parent → children).
+    pub fn run_children(&self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let idx = txn.open_table(RUN_CHILDREN)?;
+        let k = id_key(id);
+        idx.range((k, 0u128)..=(k, u128::MAX))?
+            .map(|row| Ok(Uuid::from_u128(row?.0.value().1)))
+            .collect()
+    }
+
+    pub fn run_log(&self, id: Uuid, after: u32, limit: usize) -> Result<Vec<LogLine>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(RUN_LOGS)?;
+        let k = id_key(id);
+        let mut out = Vec::new();
+        for row in t.range((k, after.saturating_add(1))..=(k, u32::MAX))? {
+            let (_, v) = row?;
+            out.push(decode("log line", v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn apply_one(txn: &redb::WriteTransaction, t: &mut RunTables<'_>, op: &RunOp) -> Result<RunOpOutcome, StoreError> {
+    match op {
+        RunOp::Enqueue(e) => enqueue(txn, t, e),
+        RunOp::Claim { run_id, at, epoch } => {
+            let mut run = t.get(*run_id)?;
+            if run.state != RunState::Queued {
+                return Err(StoreError::Conflict(format!("run {run_id} is {}, not queued", run.state.as_str())));
+            }
+            run.state = RunState::Running;
+            run.attempts += 1;
+            run.started_at.get_or_insert(*at);
+            run.not_before = None;
+            run.epoch = *epoch;
+            t.put(&run, Some(RunState::Queued))?;
+            Ok(RunOpOutcome::Claimed(Box::new(run)))
+        }
+        RunOp::Complete(c) => complete(t, c),
+        RunOp::AppendLog { run_id, lines } => {
+            t.append_logs(*run_id, lines)?;
+            Ok(RunOpOutcome::Logged)
+        }
+        RunOp::CancelQueued { run_id, at } => {
+            let mut run = t.get(*run_id)?;
+            if run.state != RunState::Queued {
+                return Err(StoreError::Conflict(format!("run {run_id} is {}", run.state.as_str())));
+            }
+            run.state = RunState::Cancelled;
+            run.finished_at = Some(*at);
+            t.put(&run, Some(RunState::Queued))?;
+            Ok(RunOpOutcome::Cancelled(Box::new(run)))
+        }
+        RunOp::Advance(fire) => {
+            advance_schedule(txn, fire)?;
+            Ok(RunOpOutcome::Advanced)
+        }
+    }
+}
+
+fn enqueue(txn: &redb::WriteTransaction, t: &mut RunTables<'_>, e: &Enqueue) -> Result<RunOpOutcome, StoreError> {
+    if let Some(idem) = &e.idempotency {
+        let mut table = txn.open_table(IDEMPOTENCY)?;
+        let key = (id_key(e.run.schedule_id), idem.key.as_str());
+        if let Some(v) = table.get(key)? {
+            let rec: IdempotencyRecord = decode("idempotency record", v.value())?;
+            if e.run.queued_at - rec.at < IDEMPOTENCY_WINDOW {
+                if rec.body_hash != idem.body_hash {
+                    return Err(StoreError::Conflict(
+                        "this Idempotency-Key was used with a different body".into(),
+                    ));
+                }
+                return Ok(RunOpOutcome::Replayed(rec.run_id));
+            }
+        }
+        let rec = IdempotencyRecord { run_id: e.run.id, body_hash: idem.body_hash.clone(), at: e.run.queued_at };
+        table.insert(key, encode(&rec).as_slice())?;
+    }
+    if let Some(fire) = &e.fire {
+        advance_schedule(txn, fire)?;
+    }
+    t.insert_new(&e.run)?;
+    Ok(RunOpOutcome::Enqueued(Box::new(e.run.clone())))
+}
+
+fn complete(t: &mut RunTables<'_>, c: &Completion) -> Result<RunOpOutcome, StoreError> {
+    let mut run = t.get(c.run_id)?;
+    if run.state != RunState::Running {
+        return Err(StoreError::Conflict(format!("run {} is {}, not running", c.run_id, run.state.as_str())));
+    }
+    t.append_logs(c.run_id, &c.logs)?;
+    run.error = c.error.clone();
+    if let Some(at) = c.retry_at {
+        run.state = RunState::Queued;
+        run.not_before = Some(at);
+    } else {
+        run.state = c.state;
+        run.finished_at = Some(c.at);
+        run.outputs = c.outputs.clone();
+        run.chain_errors.extend(c.chain_errors.iter().cloned());
+        for child in &c.started {
+            t.insert_new(child)?;
+            run.children.push(child.as_ref());
+        }
+    }
+    t.put(&run, Some(RunState::Running))?;
+    Ok(RunOpOutcome::Completed(Box::new(run)))
+}
+
+fn advance_schedule(txn: &redb::WriteTransaction, fire: &Fire) -> Result<(), StoreError> {
+    let mut schedule: Schedule = {
+        let t = txn.open_table(SCHEDULES)?;
+        let v = t
+            .get(id_key(fire.schedule_id))?
+            .ok_or_else(|| StoreError::NotFound(format!("schedule {}", fire.schedule_id)))?;
+        decode("schedule", v.value())?
+    };
+    if schedule.next_fire_at != Some(fire.due_at) {
+        return Err(StoreError::Conflict(format!(
+            "schedule {} was already fired for {} or changed",
+            fire.schedule_id, fire.due_at
+        )));
+    }
+    schedule.next_fire_at = fire.next_fire_at;
+    write_schedule(txn, &schedule)
+}
