@@ -12,7 +12,11 @@ use crate::domain::SystemClock;
 use crate::service::{open_baton, Config, EnvironmentInput, UserInput};
 
 #[derive(Debug, Parser)]
-#[command(name = "baton", version, about = "A job scheduler whose heart is safe task chaining")]
+#[command(
+    name = "baton",
+    version,
+    about = "A job scheduler whose heart is safe task chaining"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -25,7 +29,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Where the database, the file store and the master key live.
-    #[arg(long, env = "BATON_DATA_DIR", default_value = "./baton-data", global = true)]
+    #[arg(
+        long,
+        env = "BATON_DATA_DIR",
+        default_value = "./baton-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// The master key file (default: <data-dir>/master.key). BATON_MASTER_KEY (64 hex) wins.
     #[arg(long, env = "BATON_MASTER_KEY_FILE", global = true)]
@@ -35,14 +44,34 @@ pub struct GlobalArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to serve on; port 0 picks a free one.
-    #[arg(long, env = "BATON_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "BATON_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
     /// An absolute path the `command` kind may run (repeatable).
-    #[arg(long, env = "BATON_ALLOW_COMMAND", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "BATON_ALLOW_COMMAND",
+        value_delimiter = ',',
+        global = true
+    )]
     pub allow_command: Vec<PathBuf>,
-    #[arg(long, env = "BATON_MAX_CONCURRENT_RUNS", default_value_t = 32, global = true)]
+    #[arg(
+        long,
+        env = "BATON_MAX_CONCURRENT_RUNS",
+        default_value_t = 32,
+        global = true
+    )]
     pub max_concurrent_runs: usize,
-    #[arg(long, env = "BATON_MAX_CHAIN_DEPTH", default_value_t = 32, global = true)]
+    #[arg(
+        long,
+        env = "BATON_MAX_CHAIN_DEPTH",
+        default_value_t = 32,
+        global = true
+    )]
     pub max_chain_depth: u32,
     /// How long a file token lives (90s, 15m, 24h or seconds).
     #[arg(long, env = "BATON_FILE_TOKEN_TTL", default_value = "24h", value_parser = parse_duration, global = true)]
@@ -124,7 +153,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         Some((i, _)) => t.split_at(i),
         None => (t, "s"),
     };
-    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration (like 90s, 15m, 24h)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (like 90s, 15m, 24h)"))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
@@ -138,10 +169,14 @@ fn config(global: &GlobalArgs, serve: &ServeArgs, start_engine: bool) -> Config 
     Config {
         data_dir: global.data_dir.clone(),
         master_key_file: global.master_key_file.clone(),
-        master_key_hex: std::env::var("BATON_MASTER_KEY").ok().filter(|v| !v.is_empty()),
+        master_key_hex: std::env::var("BATON_MASTER_KEY")
+            .ok()
+            .filter(|v| !v.is_empty()),
         max_concurrent_runs: serve.max_concurrent_runs,
         allow_commands: serve.allow_command.clone(),
-        admin_password: std::env::var("BATON_ADMIN_PASSWORD").ok().filter(|v| !v.is_empty()),
+        admin_password: std::env::var("BATON_ADMIN_PASSWORD")
+            .ok()
+            .filter(|v| !v.is_empty()),
         start_engine,
     }
 }
@@ -149,13 +184,17 @@ fn config(global: &GlobalArgs, serve: &ServeArgs, start_engine: bool) -> Config 
 /// Runs the command line; the error is printed by `main`.
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        None | Some(Command::Serve) => crate::server::serve(config(&cli.global, &cli.serve, true), cli.serve).await,
+        None | Some(Command::Serve) => {
+            crate::server::serve(config(&cli.global, &cli.serve, true), cli.serve).await
+        }
         Some(cmd) => admin_command(config(&cli.global, &cli.serve, false), cmd).await,
     }
 }
 
 async fn admin_command(cfg: Config, cmd: Command) -> Result<(), String> {
-    let baton = open_baton(&cfg, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+    let baton = open_baton(&cfg, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(first) = &baton.first_start {
         println!("admin password: {}", first.admin_password);
     }
@@ -175,33 +214,65 @@ async fn admin_command(cfg: Config, cmd: Command) -> Result<(), String> {
     let actor = actor.unwrap_or(system);
     let show = |e: crate::service::ServiceError| match e {
         crate::service::ServiceError::Validation(p) => {
-            p.0.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("\n")
+            p.0.iter()
+                .map(|d| format!("{}: {}", d.field, d.message))
+                .collect::<Vec<_>>()
+                .join("\n")
         }
         other => other.to_string(),
     };
     match cmd {
         Command::Serve => Ok(()),
-        Command::Env(EnvCommand::Add { id, name, time_zone }) => {
+        Command::Env(EnvCommand::Add {
+            id,
+            name,
+            time_zone,
+        }) => {
             let env = service
-                .create_environment(&actor, EnvironmentInput { id: Some(id), name, time_zone: Some(time_zone), max_concurrent_runs: None, created_at: None })
+                .create_environment(
+                    &actor,
+                    EnvironmentInput {
+                        id: Some(id),
+                        name,
+                        time_zone: Some(time_zone),
+                        max_concurrent_runs: None,
+                        created_at: None,
+                    },
+                )
                 .map_err(show)?;
             println!("environment {} created ({})", env.id, env.time_zone);
             Ok(())
         }
-        Command::User(UserCommand::Add { name, admin, roles, password_stdin }) => {
+        Command::User(UserCommand::Add {
+            name,
+            admin,
+            roles,
+            password_stdin,
+        }) => {
             let password = if password_stdin {
                 let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| e.to_string())?;
                 line.trim_end_matches(['\n', '\r']).to_string()
             } else {
                 crate::crypto::random_token(15)
             };
             let mut role_map = std::collections::BTreeMap::new();
             for r in roles {
-                let (env, role) = r.split_once('=').ok_or_else(|| format!("--role {r:?}: write ENV=ROLE"))?;
+                let (env, role) = r
+                    .split_once('=')
+                    .ok_or_else(|| format!("--role {r:?}: write ENV=ROLE"))?;
                 role_map.insert(env.to_string(), role.to_string());
             }
-            let input = UserInput { username: Some(name.clone()), password: Some(password.clone()), admin: Some(admin), roles: Some(role_map), created_at: None };
+            let input = UserInput {
+                username: Some(name.clone()),
+                password: Some(password.clone()),
+                admin: Some(admin),
+                roles: Some(role_map),
+                created_at: None,
+            };
             service.save_user(&actor, input, None).await.map_err(show)?;
             println!("user {name} created");
             if !password_stdin {
@@ -210,15 +281,23 @@ async fn admin_command(cfg: Config, cmd: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Token(TokenCommand::Create { user, label }) => {
-            if service.store.user(&user).map_err(|e| e.to_string())?.is_none() {
+            if service
+                .store
+                .user(&user)
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
                 return Err(format!("no user {user:?}"));
             }
             let (_, text) = service.create_token(&user, label).map_err(show)?;
             println!("{text}");
             Ok(())
         }
-        Command::Keys(KeysCommand::Rotate { new_master_key_file }) => {
-            let msg = crate::service::rotate_keys(&service, &cfg, new_master_key_file.as_deref()).map_err(show)?;
+        Command::Keys(KeysCommand::Rotate {
+            new_master_key_file,
+        }) => {
+            let msg = crate::service::rotate_keys(&service, &cfg, new_master_key_file.as_deref())
+                .map_err(show)?;
             println!("{msg}");
             Ok(())
         }

@@ -4,12 +4,12 @@
 //! `tasks` build on `domain`; `engine` drives runs through `store` and `tasks`; `service` holds
 //! the use cases and permission checks; `api` (JSON) and `web` (pages) only talk to `service`.
 
+pub mod api;
 pub mod chain;
 pub mod crypto;
 pub mod domain;
 pub mod engine;
 pub mod service;
-pub mod api;
 pub mod store;
 pub mod tasks;
 

@@ -12,20 +12,29 @@ use crate::domain::SystemClock;
 use crate::service::{open_baton, Config};
 
 pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), String> {
-    let baton = open_baton(&cfg, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
+    let baton = open_baton(&cfg, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
     let service = baton.service.clone();
     if baton.orphans > 0 {
-        tracing::warn!("recovered {} runs interrupted by the last stop", baton.orphans);
+        tracing::warn!(
+            "recovered {} runs interrupted by the last stop",
+            baton.orphans
+        );
     }
     tokio::spawn(service.engine.clone().dispatch());
     tokio::spawn(service.scheduler.clone().run());
 
     let state = web::Data::new(service.clone());
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(crate::api::routes))
-        .disable_signals()
-        .shutdown_timeout(args.shutdown_grace.as_secs().max(1))
-        .bind(args.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(crate::api::routes)
+    })
+    .disable_signals()
+    .shutdown_timeout(args.shutdown_grace.as_secs().max(1))
+    .bind(args.listen)
+    .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = server.addrs().first().copied().ok_or("no address bound")?;
     let server = server.run();
     let handle = server.handle();
@@ -39,7 +48,10 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), String> {
     }
     let server_task = tokio::spawn(server);
     wait_for_signal().await;
-    tracing::info!("stopping: no new work; waiting up to {:?} for running runs", args.shutdown_grace);
+    tracing::info!(
+        "stopping: no new work; waiting up to {:?} for running runs",
+        args.shutdown_grace
+    );
     let stop_http = handle.stop(true);
     service.engine.shutdown(args.shutdown_grace).await;
     stop_http.await;
@@ -50,7 +62,10 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), String> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot listen for signals; stop with kill -9");
         return std::future::pending().await;
     };

@@ -3,7 +3,9 @@ use serde::Serialize;
 
 use super::{ApiError, ApiResult, Body, Caller, State};
 use crate::domain::{format_time, ApiToken, Environment, User};
-use crate::service::{EnvironmentInput, PasswordChange, ServiceError, TokenRequest, UserInput, MAX_PAGE};
+use crate::service::{
+    EnvironmentInput, PasswordChange, ServiceError, TokenRequest, UserInput, MAX_PAGE,
+};
 use crate::store::AuditFilter;
 
 #[derive(Serialize)]
@@ -15,7 +17,11 @@ struct TokenView {
 
 impl From<&ApiToken> for TokenView {
     fn from(t: &ApiToken) -> Self {
-        Self { id: t.id.clone(), label: t.label.clone(), created_at: format_time(t.created_at) }
+        Self {
+            id: t.id.clone(),
+            label: t.label.clone(),
+            created_at: format_time(t.created_at),
+        }
     }
 }
 
@@ -30,7 +36,13 @@ struct EnvironmentView {
 
 impl From<&Environment> for EnvironmentView {
     fn from(e: &Environment) -> Self {
-        Self { id: e.id.clone(), name: e.name.clone(), time_zone: e.time_zone.clone(), max_concurrent_runs: e.max_concurrent_runs, created_at: format_time(e.created_at) }
+        Self {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            time_zone: e.time_zone.clone(),
+            max_concurrent_runs: e.max_concurrent_runs,
+            created_at: format_time(e.created_at),
+        }
     }
 }
 
@@ -48,14 +60,20 @@ impl From<&User> for UserView {
         Self {
             username: u.username.clone(),
             admin: u.admin,
-            roles: u.roles.iter().map(|(e, r)| (e.clone(), r.as_str())).collect(),
+            roles: u
+                .roles
+                .iter()
+                .map(|(e, r)| (e.clone(), r.as_str()))
+                .collect(),
             created_at: format_time(u.created_at),
         }
     }
 }
 
 pub async fn create_token(state: State, body: Body) -> ApiResult<HttpResponse> {
-    let (token, text) = state.create_token_with_password(body.json::<TokenRequest>()?).await?;
+    let (token, text) = state
+        .create_token_with_password(body.json::<TokenRequest>()?)
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/tokens/{}", token.id)))
         .json(serde_json::json!({"id": token.id, "token": text, "label": token.label})))
@@ -66,13 +84,19 @@ pub async fn list_tokens(state: State, caller: Caller) -> ApiResult<HttpResponse
     Ok(HttpResponse::Ok().json(tokens.iter().map(TokenView::from).collect::<Vec<_>>()))
 }
 
-pub async fn revoke_token(state: State, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn revoke_token(
+    state: State,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     state.revoke_token(&caller.0, &id)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn change_password(state: State, caller: Caller, body: Body) -> ApiResult<HttpResponse> {
-    state.change_password(&caller.0, body.json::<PasswordChange>()?).await?;
+    state
+        .change_password(&caller.0, body.json::<PasswordChange>()?)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -81,18 +105,31 @@ pub async fn list_environments(state: State, caller: Caller) -> ApiResult<HttpRe
     Ok(HttpResponse::Ok().json(envs.iter().map(EnvironmentView::from).collect::<Vec<_>>()))
 }
 
-pub async fn create_environment(state: State, caller: Caller, body: Body) -> ApiResult<HttpResponse> {
+pub async fn create_environment(
+    state: State,
+    caller: Caller,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     let env = state.create_environment(&caller.0, body.json::<EnvironmentInput>()?)?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/environments/{}", env.id)))
         .json(EnvironmentView::from(&env)))
 }
 
-pub async fn get_environment(state: State, caller: Caller, id: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_environment(
+    state: State,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(EnvironmentView::from(&state.environment(&caller.0, &id)?)))
 }
 
-pub async fn update_environment(state: State, caller: Caller, id: web::Path<String>, body: Body) -> ApiResult<HttpResponse> {
+pub async fn update_environment(
+    state: State,
+    caller: Caller,
+    id: web::Path<String>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
     let env = state.update_environment(&caller.0, &id, body.json::<EnvironmentInput>()?)?;
     Ok(HttpResponse::Ok().json(EnvironmentView::from(&env)))
 }
@@ -103,34 +140,58 @@ pub async fn list_users(state: State, caller: Caller) -> ApiResult<HttpResponse>
 }
 
 pub async fn create_user(state: State, caller: Caller, body: Body) -> ApiResult<HttpResponse> {
-    let user = state.save_user(&caller.0, body.json::<UserInput>()?, None).await?;
+    let user = state
+        .save_user(&caller.0, body.json::<UserInput>()?, None)
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/users/{}", user.username)))
         .json(UserView::from(&user)))
 }
 
-pub async fn get_user(state: State, caller: Caller, name: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_user(
+    state: State,
+    caller: Caller,
+    name: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(UserView::from(&state.user(&caller.0, &name)?)))
 }
 
-pub async fn update_user(state: State, caller: Caller, name: web::Path<String>, body: Body) -> ApiResult<HttpResponse> {
-    let user = state.save_user(&caller.0, body.json::<UserInput>()?, Some(&name)).await?;
+pub async fn update_user(
+    state: State,
+    caller: Caller,
+    name: web::Path<String>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
+    let user = state
+        .save_user(&caller.0, body.json::<UserInput>()?, Some(&name))
+        .await?;
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
-pub async fn delete_user(state: State, caller: Caller, name: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn delete_user(
+    state: State,
+    caller: Caller,
+    name: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     state.delete_user(&caller.0, &name)?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn audit(state: State, caller: Caller, q: web::Query<std::collections::HashMap<String, String>>) -> ApiResult<HttpResponse> {
+pub async fn audit(
+    state: State,
+    caller: Caller,
+    q: web::Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
     let filter = AuditFilter {
         actor: q.get("actor").cloned(),
         action: q.get("action").cloned(),
         env: q.get("env").cloned(),
         since: super::runs::time_param(&q, "since")?,
         until: super::runs::time_param(&q, "until")?,
-        before: q.get("before").map(|b| super::path_id(b, "audit entry")).transpose()?,
+        before: q
+            .get("before")
+            .map(|b| super::path_id(b, "audit entry"))
+            .transpose()?,
         limit: super::runs::limit_param(&q)?,
     };
     let entries = state.audit_log(&caller.0, filter)?;
@@ -143,5 +204,8 @@ pub async fn audit(state: State, caller: Caller, q: web::Query<std::collections:
 
 /// `limit` above the page size.
 pub fn too_large_limit() -> ApiError {
-    ApiError(ServiceError::invalid("limit", format!("at most {MAX_PAGE}")))
+    ApiError(ServiceError::invalid(
+        "limit",
+        format!("at most {MAX_PAGE}"),
+    ))
 }

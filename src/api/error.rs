@@ -38,13 +38,19 @@ struct Inner<'a> {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &[FieldProblem]) {
         match &self.0 {
-            ServiceError::BadRequest { details, .. } => (StatusCode::BAD_REQUEST, "bad_request", details),
+            ServiceError::BadRequest { details, .. } => {
+                (StatusCode::BAD_REQUEST, "bad_request", details)
+            }
             ServiceError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", &[]),
             ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", &[]),
             ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", &[]),
             ServiceError::Conflict { details, .. } => (StatusCode::CONFLICT, "conflict", details),
-            ServiceError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &[]),
-            ServiceError::Validation(p) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", &p.0),
+            ServiceError::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &[])
+            }
+            ServiceError::Validation(p) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", &p.0)
+            }
             ServiceError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", &[]),
         }
     }
@@ -66,7 +72,13 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        resp.json(Body { error: Inner { code, message, details } })
+        resp.json(Body {
+            error: Inner {
+                code,
+                message,
+                details,
+            },
+        })
     }
 }
 

@@ -32,8 +32,14 @@ fn caller_of(req: &HttpRequest) -> Result<User, ApiError> {
     let service = req
         .app_data::<web::Data<Arc<Service>>>()
         .ok_or_else(|| ApiError(ServiceError::Internal("no service".into())))?;
-    let header = req.headers().get("authorization").and_then(|h| h.to_str().ok()).unwrap_or("");
-    let token = header.strip_prefix("Bearer ").ok_or(ApiError(ServiceError::Unauthorized))?;
+    let header = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let token = header
+        .strip_prefix("Bearer ")
+        .ok_or(ApiError(ServiceError::Unauthorized))?;
     Ok(service.authenticate_token(token.trim())?)
 }
 
@@ -57,7 +63,11 @@ impl FromRequest for Body {
             }
             let mut buf = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError(ServiceError::bad_request(format!("reading the body failed: {e}"))))?;
+                let chunk = chunk.map_err(|e| {
+                    ApiError(ServiceError::bad_request(format!(
+                        "reading the body failed: {e}"
+                    )))
+                })?;
                 if buf.len() + chunk.len() > BODY_LIMIT {
                     return Err(ApiError(ServiceError::PayloadTooLarge));
                 }
@@ -79,8 +89,17 @@ impl Body {
             let message = inner.to_string();
             let field = if field == "." { String::new() } else { field };
             ApiError(ServiceError::BadRequest {
-                message: if field.is_empty() { format!("the body is not valid: {message}") } else { format!("{field}: {message}") },
-                details: vec![FieldProblem { field, message, line: None, column: None }],
+                message: if field.is_empty() {
+                    format!("the body is not valid: {message}")
+                } else {
+                    format!("{field}: {message}")
+                },
+                details: vec![FieldProblem {
+                    field,
+                    message,
+                    line: None,
+                    column: None,
+                }],
             })
         })
     }

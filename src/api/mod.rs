@@ -32,9 +32,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/tokens/{id}", web::delete().to(accounts::revoke_token))
                 .route("/me/password", web::put().to(accounts::change_password))
                 .route("/environments", web::get().to(accounts::list_environments))
-                .route("/environments", web::post().to(accounts::create_environment))
-                .route("/environments/{id}", web::get().to(accounts::get_environment))
-                .route("/environments/{id}", web::put().to(accounts::update_environment))
+                .route(
+                    "/environments",
+                    web::post().to(accounts::create_environment),
+                )
+                .route(
+                    "/environments/{id}",
+                    web::get().to(accounts::get_environment),
+                )
+                .route(
+                    "/environments/{id}",
+                    web::put().to(accounts::update_environment),
+                )
                 .route("/users", web::get().to(accounts::list_users))
                 .route("/users", web::post().to(accounts::create_user))
                 .route("/users/{name}", web::get().to(accounts::get_user))
@@ -46,9 +55,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/envs/{env}/schedules", web::get().to(schedules::list))
                 .route("/envs/{env}/schedules", web::post().to(schedules::create))
                 .route("/envs/{env}/schedules/{id}", web::get().to(schedules::get))
-                .route("/envs/{env}/schedules/{id}", web::put().to(schedules::replace))
-                .route("/envs/{env}/schedules/{id}", web::delete().to(schedules::delete))
-                .route("/envs/{env}/schedules/{id}/run", web::post().to(schedules::run_now))
+                .route(
+                    "/envs/{env}/schedules/{id}",
+                    web::put().to(schedules::replace),
+                )
+                .route(
+                    "/envs/{env}/schedules/{id}",
+                    web::delete().to(schedules::delete),
+                )
+                .route(
+                    "/envs/{env}/schedules/{id}/run",
+                    web::post().to(schedules::run_now),
+                )
                 .route("/envs/{env}/runs", web::get().to(runs::list))
                 .route("/envs/{env}/runs/{id}", web::get().to(runs::get))
                 .route("/envs/{env}/runs/{id}/log", web::get().to(runs::log))

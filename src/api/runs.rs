@@ -10,12 +10,20 @@ use crate::store::RunFilter;
 
 type Query = web::Query<HashMap<String, String>>;
 
-pub fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub fn time_param(
+    q: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
     q.get(name)
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError(ServiceError::invalid(name, "an RFC 3339 time such as 2026-11-28T00:00:00Z")))
+                .map_err(|_| {
+                    ApiError(ServiceError::invalid(
+                        name,
+                        "an RFC 3339 time such as 2026-11-28T00:00:00Z",
+                    ))
+                })
         })
         .transpose()
 }
@@ -26,37 +34,62 @@ pub fn limit_param(q: &HashMap<String, String>) -> Result<usize, ApiError> {
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
             Ok(n) if n > MAX_PAGE => Err(super::accounts::too_large_limit()),
-            _ => Err(ApiError(ServiceError::invalid("limit", format!("a number from 1 to {MAX_PAGE}")))),
+            _ => Err(ApiError(ServiceError::invalid(
+                "limit",
+                format!("a number from 1 to {MAX_PAGE}"),
+            ))),
         },
     }
 }
 
-pub async fn list(state: State, caller: Caller, env: web::Path<String>, q: Query) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: State,
+    caller: Caller,
+    env: web::Path<String>,
+    q: Query,
+) -> ApiResult<HttpResponse> {
     state.require(&caller.0, &env, crate::domain::Role::Viewer)?;
     let filter = RunFilter {
-        schedule: q.get("schedule").map(|s| path_id(s, "schedule")).transpose()?,
+        schedule: q
+            .get("schedule")
+            .map(|s| path_id(s, "schedule"))
+            .transpose()?,
         states: q.get("state").map(|s| parse_states(s)).transpose()?,
         since: time_param(&q, "since")?,
         until: time_param(&q, "until")?,
         before: q
             .get("before")
-            .map(|b| uuid::Uuid::parse_str(b).map_err(|_| ApiError(ServiceError::invalid("before", "a run id"))))
+            .map(|b| {
+                uuid::Uuid::parse_str(b)
+                    .map_err(|_| ApiError(ServiceError::invalid("before", "a run id")))
+            })
             .transpose()?,
         limit: limit_param(&q)?,
     };
     Ok(HttpResponse::Ok().json(state.page_runs(&caller.0, &env, filter).await?))
 }
 
-pub async fn get(state: State, caller: Caller, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn get(
+    state: State,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (env, id) = path.into_inner();
     Ok(HttpResponse::Ok().json(state.get_run(&caller.0, &env, path_id(&id, "run")?)?))
 }
 
-pub async fn log(state: State, caller: Caller, path: web::Path<(String, String)>, q: Query) -> ApiResult<HttpResponse> {
+pub async fn log(
+    state: State,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    q: Query,
+) -> ApiResult<HttpResponse> {
     let (env, id) = path.into_inner();
     let after = match q.get("after") {
         None => 0,
-        Some(a) => a.parse::<u32>().map_err(|_| ApiError(ServiceError::invalid("after", "a log sequence number")))?,
+        Some(a) => a
+            .parse::<u32>()
+            .map_err(|_| ApiError(ServiceError::invalid("after", "a log sequence number")))?,
     };
     let lines = state.run_log(&caller.0, &env, path_id(&id, "run")?, after)?;
     let view: Vec<_> = lines
@@ -66,19 +99,35 @@ pub async fn log(state: State, caller: Caller, path: web::Path<(String, String)>
     Ok(HttpResponse::Ok().json(view))
 }
 
-pub async fn cancel(state: State, caller: Caller, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn cancel(
+    state: State,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (env, id) = path.into_inner();
-    state.cancel_run(&caller.0, &env, path_id(&id, "run")?).await?;
+    state
+        .cancel_run(&caller.0, &env, path_id(&id, "run")?)
+        .await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({})))
 }
 
-pub async fn retry(state: State, caller: Caller, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn retry(
+    state: State,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (env, id) = path.into_inner();
-    let run_id = state.retry_run(&caller.0, &env, path_id(&id, "run")?).await?;
+    let run_id = state
+        .retry_run(&caller.0, &env, path_id(&id, "run")?)
+        .await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"run_id": run_id})))
 }
 
-pub async fn files(state: State, caller: Caller, env: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn files(
+    state: State,
+    caller: Caller,
+    env: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let files = state.list_files(&caller.0, &env)?;
     let view: Vec<_> = files
         .iter()
@@ -87,11 +136,18 @@ pub async fn files(state: State, caller: Caller, env: web::Path<String>) -> ApiR
     Ok(HttpResponse::Ok().json(view))
 }
 
-pub async fn download(state: State, caller: Caller, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn download(
+    state: State,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (env, name) = path.into_inner();
     let (meta, bytes) = state.download_file(&caller.0, &env, &name)?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"{}\"", meta.name.replace('"', ""))))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{}\"", meta.name.replace('"', "")),
+        ))
         .body(bytes))
 }

@@ -11,7 +11,10 @@ pub async fn metrics(state: State) -> HttpResponse {
     let e = &state.engine;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(e.metrics.render(e.running_total(), e.queued_total(), state.scheduler.len()))
+        .body(
+            e.metrics
+                .render(e.running_total(), e.queued_total(), state.scheduler.len()),
+        )
 }
 
 pub async fn openapi() -> HttpResponse {

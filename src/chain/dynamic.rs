@@ -77,7 +77,10 @@ pub fn segments(value: &str) -> Vec<(Segment<'_>, u32)> {
     let mut i = 0usize;
     let flush = |text: &mut String, out: &mut Vec<(Segment<'_>, u32)>, at: usize| {
         if !text.is_empty() {
-            out.push((Segment::Text(Cow::Owned(std::mem::take(text))), col(value, at)));
+            out.push((
+                Segment::Text(Cow::Owned(std::mem::take(text))),
+                col(value, at),
+            ));
         }
     };
     while i < bytes.len() {
@@ -150,9 +153,13 @@ pub fn resolve(value: &str, lookup: &dyn Lookup) -> Result<Resolved, DynamicErro
         match segment {
             Segment::Text(t) => text.push_str(&t),
             Segment::Token(name) => {
-                let v = lookup
-                    .lookup(Reference::parse(name))
-                    .ok_or_else(|| DynamicError::Unknown { name: name.to_string(), column })?;
+                let v =
+                    lookup
+                        .lookup(Reference::parse(name))
+                        .ok_or_else(|| DynamicError::Unknown {
+                            name: name.to_string(),
+                            column,
+                        })?;
                 secret |= v.secret;
                 text.push_str(&v.text);
             }
@@ -172,8 +179,15 @@ pub struct Globals {
     pub customer_id: String,
 }
 
-pub const GLOBAL_NAMES: [&str; 7] =
-    ["UserID", "DATE", "DATETIME", "RunID", "ScheduleID", "CustomerID", "FileToken"];
+pub const GLOBAL_NAMES: [&str; 7] = [
+    "UserID",
+    "DATE",
+    "DATETIME",
+    "RunID",
+    "ScheduleID",
+    "CustomerID",
+    "FileToken",
+];
 
 impl Globals {
     /// `@DATE@` and `@DATETIME@` in `zone` (to the second, with the zone's offset).
@@ -213,7 +227,10 @@ impl Globals {
 impl Lookup for Globals {
     fn lookup(&self, reference: Reference<'_>) -> Option<Value> {
         match reference {
-            Reference::Bare(name) => self.get(name).map(|t| Value { text: t.to_string(), secret: false }),
+            Reference::Bare(name) => self.get(name).map(|t| Value {
+                text: t.to_string(),
+                secret: false,
+            }),
             Reference::Output(_) | Reference::Param(_) => None,
         }
     }
@@ -238,7 +255,10 @@ mod tests {
     }
 
     fn v(text: &str, secret: bool) -> Value {
-        Value { text: text.into(), secret }
+        Value {
+            text: text.into(),
+            secret,
+        }
     }
 
     fn lookup() -> Map {
@@ -265,7 +285,10 @@ mod tests {
 
     #[test]
     fn an_email_address_is_not_a_token() {
-        assert_eq!(resolve("ops@example.com", &lookup()).unwrap().text, "ops@example.com");
+        assert_eq!(
+            resolve("ops@example.com", &lookup()).unwrap().text,
+            "ops@example.com"
+        );
         assert_eq!(resolve("trailing@", &lookup()).unwrap().text, "trailing@");
         assert_eq!(resolve("@1abc@", &lookup()).unwrap().text, "@1abc@");
     }
@@ -273,17 +296,28 @@ mod tests {
     #[test]
     fn a_at_b_at_c_is_an_error_naming_b() {
         let err = resolve("a@b@c", &lookup()).unwrap_err();
-        assert_eq!(err, DynamicError::Unknown { name: "b".into(), column: 2 });
+        assert_eq!(
+            err,
+            DynamicError::Unknown {
+                name: "b".into(),
+                column: 2
+            }
+        );
     }
 
     #[test]
     fn unknown_names_are_errors_not_empty_strings() {
-        assert!(matches!(resolve("x-@Nope@", &lookup()), Err(DynamicError::Unknown { name, column: 3 }) if name == "Nope"));
+        assert!(
+            matches!(resolve("x-@Nope@", &lookup()), Err(DynamicError::Unknown { name, column: 3 }) if name == "Nope")
+        );
     }
 
     #[test]
     fn qualified_references_and_secret_sources() {
-        assert_eq!(resolve("@Output.FileName@", &lookup()).unwrap().text, "report.csv");
+        assert_eq!(
+            resolve("@Output.FileName@", &lookup()).unwrap().text,
+            "report.csv"
+        );
         let r = resolve("pw=@Param.Password@", &lookup()).unwrap();
         assert_eq!(r.text, "pw=pw");
         assert!(r.secret, "a value taking a secret source is marked secret");
@@ -296,11 +330,16 @@ mod tests {
 
     #[test]
     fn globals_use_the_zone_for_date() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T03:00:00Z").unwrap().to_utc();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-28T03:00:00Z")
+            .unwrap()
+            .to_utc();
         let g = Globals::new(now, "America/Denver", "ivy", "r", "s", "training");
         assert_eq!(g.date, "2026-11-27");
         assert_eq!(g.datetime, "2026-11-27T20:00:00-07:00");
-        assert_eq!(resolve("@UserID@/@CustomerID@", &g).unwrap().text, "ivy/training");
+        assert_eq!(
+            resolve("@UserID@/@CustomerID@", &g).unwrap().text,
+            "ivy/training"
+        );
         assert!(resolve("@Output.X@", &g).is_err());
     }
 }

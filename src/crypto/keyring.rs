@@ -50,20 +50,29 @@ pub struct Keyring {
 
 impl Keyring {
     pub fn new(master: MasterKey) -> Self {
-        Self { master, envs: RwLock::new(HashMap::new()) }
+        Self {
+            master,
+            envs: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Opens stored data keys; any that fails to open means the master key is wrong.
     pub fn load(&self, wrapped: &[WrappedKey]) -> Result<(), CryptoError> {
         let mut envs = self.envs.write().unwrap_or_else(|e| e.into_inner());
         for w in wrapped {
-            let bytes = B64.decode(&w.data).map_err(|_| CryptoError::WrongMasterKey)?;
+            let bytes = B64
+                .decode(&w.data)
+                .map_err(|_| CryptoError::WrongMasterKey)?;
             let key = open_bytes(&self.master.0, &wrap_aad(&w.env, w.key_id), &bytes)
                 .map_err(|_| CryptoError::WrongMasterKey)?;
-            let arr: [u8; 32] = key.as_slice().try_into().map_err(|_| CryptoError::WrongMasterKey)?;
-            let entry = envs
-                .entry(w.env.clone())
-                .or_insert_with(|| EnvKeys { current: w.key_id, keys: HashMap::new() });
+            let arr: [u8; 32] = key
+                .as_slice()
+                .try_into()
+                .map_err(|_| CryptoError::WrongMasterKey)?;
+            let entry = envs.entry(w.env.clone()).or_insert_with(|| EnvKeys {
+                current: w.key_id,
+                keys: HashMap::new(),
+            });
             entry.current = entry.current.max(w.key_id);
             entry.keys.insert(w.key_id, Zeroizing::new(arr));
         }
@@ -74,15 +83,24 @@ impl Keyring {
     /// wrapped for storage. It becomes the key new seals use.
     pub fn new_data_key(&self, env: &str) -> WrappedKey {
         let mut envs = self.envs.write().unwrap_or_else(|e| e.into_inner());
-        let entry = envs
-            .entry(env.to_string())
-            .or_insert_with(|| EnvKeys { current: 0, keys: HashMap::new() });
+        let entry = envs.entry(env.to_string()).or_insert_with(|| EnvKeys {
+            current: 0,
+            keys: HashMap::new(),
+        });
         let key_id = entry.keys.keys().max().map_or(1, |m| m + 1);
         let key = super::random_key();
-        let data = B64.encode(seal_bytes(&self.master.0, &wrap_aad(env, key_id), key.as_ref()));
+        let data = B64.encode(seal_bytes(
+            &self.master.0,
+            &wrap_aad(env, key_id),
+            key.as_ref(),
+        ));
         entry.keys.insert(key_id, key);
         entry.current = key_id;
-        WrappedKey { env: env.to_string(), key_id, data }
+        WrappedKey {
+            env: env.to_string(),
+            key_id,
+            data,
+        }
     }
 
     /// Every data key wrapped under `master` (for `keys rotate --new-master-key-file`).
@@ -92,7 +110,11 @@ impl Keyring {
         for (env, keys) in envs.iter() {
             for (id, key) in &keys.keys {
                 let data = B64.encode(seal_bytes(&master.0, &wrap_aad(env, *id), key.as_ref()));
-                out.push(WrappedKey { env: env.clone(), key_id: *id, data });
+                out.push(WrappedKey {
+                    env: env.clone(),
+                    key_id: *id,
+                    data,
+                });
             }
         }
         out
@@ -112,13 +134,17 @@ impl Keyring {
 
     pub fn seal(&self, place: &Place<'_>, plaintext: &str) -> Result<SealedValue, CryptoError> {
         let envs = self.envs.read().unwrap_or_else(|e| e.into_inner());
-        let keys = envs
-            .get(place.env)
-            .ok_or_else(|| CryptoError::UnknownKey { env: place.env.to_string(), key_id: 0 })?;
+        let keys = envs.get(place.env).ok_or_else(|| CryptoError::UnknownKey {
+            env: place.env.to_string(),
+            key_id: 0,
+        })?;
         let key = keys
             .keys
             .get(&keys.current)
-            .ok_or_else(|| CryptoError::UnknownKey { env: place.env.to_string(), key_id: keys.current })?;
+            .ok_or_else(|| CryptoError::UnknownKey {
+                env: place.env.to_string(),
+                key_id: keys.current,
+            })?;
         Ok(SealedValue {
             v: 1,
             key_id: keys.current,
@@ -126,7 +152,11 @@ impl Keyring {
         })
     }
 
-    pub fn open(&self, place: &Place<'_>, sealed: &SealedValue) -> Result<Zeroizing<String>, CryptoError> {
+    pub fn open(
+        &self,
+        place: &Place<'_>,
+        sealed: &SealedValue,
+    ) -> Result<Zeroizing<String>, CryptoError> {
         if sealed.v != 1 {
             return Err(CryptoError::OpenFailed);
         }
@@ -134,8 +164,13 @@ impl Keyring {
         let key = envs
             .get(place.env)
             .and_then(|k| k.keys.get(&sealed.key_id))
-            .ok_or_else(|| CryptoError::UnknownKey { env: place.env.to_string(), key_id: sealed.key_id })?;
-        let bytes = B64.decode(&sealed.data).map_err(|_| CryptoError::OpenFailed)?;
+            .ok_or_else(|| CryptoError::UnknownKey {
+                env: place.env.to_string(),
+                key_id: sealed.key_id,
+            })?;
+        let bytes = B64
+            .decode(&sealed.data)
+            .map_err(|_| CryptoError::OpenFailed)?;
         let plain = open_bytes(key, &place.aad(), &bytes)?;
         String::from_utf8(plain.to_vec())
             .map(Zeroizing::new)
@@ -143,7 +178,11 @@ impl Keyring {
     }
 
     /// Re-seals `sealed` under the environment's current key (after rotation).
-    pub fn reseal(&self, place: &Place<'_>, sealed: &SealedValue) -> Result<SealedValue, CryptoError> {
+    pub fn reseal(
+        &self,
+        place: &Place<'_>,
+        sealed: &SealedValue,
+    ) -> Result<SealedValue, CryptoError> {
         let plain = self.open(place, sealed)?;
         self.seal(place, &plain)
     }
@@ -154,7 +193,11 @@ mod tests {
     use super::*;
 
     fn place<'a>(env: &'a str, name: &'a str) -> Place<'a> {
-        Place { env, record: "schedule:1".into(), name }
+        Place {
+            env,
+            record: "schedule:1".into(),
+            name,
+        }
     }
 
     #[test]
@@ -163,7 +206,12 @@ mod tests {
         ring.new_data_key("a");
         ring.new_data_key("b");
         let sealed = ring.seal(&place("a", "Password"), "s3cret").unwrap();
-        assert_eq!(ring.open(&place("a", "Password"), &sealed).unwrap().as_str(), "s3cret");
+        assert_eq!(
+            ring.open(&place("a", "Password"), &sealed)
+                .unwrap()
+                .as_str(),
+            "s3cret"
+        );
         assert!(ring.open(&place("a", "Other"), &sealed).is_err());
         assert!(ring.open(&place("b", "Password"), &sealed).is_err());
     }
@@ -180,7 +228,10 @@ mod tests {
         assert_eq!(again.open(&place("a", "P"), &sealed).unwrap().as_str(), "x");
 
         let wrong = Keyring::new(MasterKey::generate());
-        assert!(matches!(wrong.load(&[wrapped]), Err(CryptoError::WrongMasterKey)));
+        assert!(matches!(
+            wrong.load(&[wrapped]),
+            Err(CryptoError::WrongMasterKey)
+        ));
     }
 
     #[test]
@@ -191,6 +242,9 @@ mod tests {
         ring.new_data_key("a");
         let resealed = ring.reseal(&place("a", "P"), &old).unwrap();
         assert_eq!(resealed.key_id, 2);
-        assert_eq!(ring.open(&place("a", "P"), &resealed).unwrap().as_str(), "x");
+        assert_eq!(
+            ring.open(&place("a", "P"), &resealed).unwrap().as_str(),
+            "x"
+        );
     }
 }

@@ -18,25 +18,29 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// 64 hex characters.
     pub fn from_hex(text: &str) -> Result<Self, CryptoError> {
-        let bytes = Zeroizing::new(
-            hex::decode(text.trim())
-                .map_err(|_| CryptoError::BadMasterKey("BATON_MASTER_KEY must be 64 hex characters".into()))?,
-        );
-        let arr: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::BadMasterKey("BATON_MASTER_KEY must be 64 hex characters".into()))?;
+        let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
+            CryptoError::BadMasterKey("BATON_MASTER_KEY must be 64 hex characters".into())
+        })?);
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+            CryptoError::BadMasterKey("BATON_MASTER_KEY must be 64 hex characters".into())
+        })?;
         Ok(Self(Zeroizing::new(arr)))
     }
 
     /// Reads the key file, creating it with 32 random bytes (mode 0600) when it is missing.
     pub fn load_or_create(path: &Path) -> Result<Self, CryptoError> {
-        let io_err = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
+        let io_err = |source| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        };
         match std::fs::read(path) {
             Ok(bytes) => {
                 let bytes = Zeroizing::new(bytes);
                 let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
-                    CryptoError::BadMasterKey(format!("{} must hold exactly 32 bytes", path.display()))
+                    CryptoError::BadMasterKey(format!(
+                        "{} must hold exactly 32 bytes",
+                        path.display()
+                    ))
                 })?;
                 Ok(Self(Zeroizing::new(arr)))
             }
@@ -54,8 +58,10 @@ impl MasterKey {
     }
 
     pub fn write_to(&self, path: &Path) -> Result<(), CryptoError> {
-        write_private(path, self.0.as_ref())
-            .map_err(|source| CryptoError::KeyFile { path: path.display().to_string(), source })
+        write_private(path, self.0.as_ref()).map_err(|source| CryptoError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        })
     }
 }
 

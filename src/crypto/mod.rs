@@ -25,7 +25,10 @@ pub enum CryptoError {
     #[error("wrong master key: it cannot open the stored data keys")]
     WrongMasterKey,
     #[error("cannot read or create the master key file {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub(crate) const NONCE_LEN: usize = 12;
@@ -47,7 +50,11 @@ pub(crate) fn seal_bytes(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> Vec<u8> {
 }
 
 /// Opens what [`seal_bytes`] made; any change to the bytes, the key or `aad` fails.
-pub(crate) fn open_bytes(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+pub(crate) fn open_bytes(
+    key: &[u8; 32],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     if sealed.len() < NONCE_LEN + 16 {
         return Err(CryptoError::OpenFailed);
     }
@@ -89,14 +96,20 @@ mod tests {
     fn sealed_bytes_open_only_with_the_same_key_and_place() {
         let key = random_key();
         let sealed = seal_bytes(&key, b"place-a", b"s3cret");
-        assert_eq!(open_bytes(&key, b"place-a", &sealed).unwrap().as_slice(), b"s3cret");
+        assert_eq!(
+            open_bytes(&key, b"place-a", &sealed).unwrap().as_slice(),
+            b"s3cret"
+        );
         assert!(open_bytes(&key, b"place-b", &sealed).is_err());
         let other = random_key();
         assert!(open_bytes(&other, b"place-a", &sealed).is_err());
         for i in 0..sealed.len() {
             let mut flipped = sealed.clone();
             flipped[i] ^= 0x01;
-            assert!(open_bytes(&key, b"place-a", &flipped).is_err(), "flip at {i} opened");
+            assert!(
+                open_bytes(&key, b"place-a", &flipped).is_err(),
+                "flip at {i} opened"
+            );
         }
     }
 }

@@ -13,7 +13,9 @@ pub use clock::{Clock, SystemClock};
 pub use environment::Environment;
 pub use problems::{FieldProblem, Problems};
 pub use run::{LogLine, Origin, Run, RunRef, RunState};
-pub use schedule::{CatchUp, Overlap, ParamValue, RetryPolicy, Schedule, ScheduleParam, SealedValue};
+pub use schedule::{
+    CatchUp, Overlap, ParamValue, RetryPolicy, Schedule, ScheduleParam, SealedValue,
+};
 pub use trigger::Trigger;
 pub use user::{ApiToken, AuditEntry, Role, User};
 

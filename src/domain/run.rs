@@ -127,13 +127,19 @@ pub struct Run {
 
 impl Run {
     pub fn as_ref(&self) -> RunRef {
-        RunRef { env: self.env.clone(), id: self.id }
+        RunRef {
+            env: self.env.clone(),
+            id: self.id,
+        }
     }
 
     pub fn attempts_left(&self) -> bool {
         self.attempts < self.retry.max_attempts
     }
 }
+
+/// A log line before it is stored: (time, stream, text).
+pub type NewLogLine = (DateTime<Utc>, String, String);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {

@@ -78,7 +78,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: 1, backoff_seconds: 30 }
+        Self {
+            max_attempts: 1,
+            backoff_seconds: 30,
+        }
     }
 }
 
@@ -109,9 +112,7 @@ pub enum CatchUp {
 
 /// Parameter names: printable, no spaces, at most 128 bytes.
 pub fn is_valid_param_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_graphic() && c != '@')
+    !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_graphic() && c != '@')
 }
 
 #[cfg(test)]
@@ -120,7 +121,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps_at_an_hour() {
-        let r = RetryPolicy { max_attempts: 5, backoff_seconds: 30 };
+        let r = RetryPolicy {
+            max_attempts: 5,
+            backoff_seconds: 30,
+        };
         assert_eq!(r.base_delay(1).as_secs(), 30);
         assert_eq!(r.base_delay(2).as_secs(), 60);
         assert_eq!(r.base_delay(3).as_secs(), 120);

@@ -45,7 +45,8 @@ pub fn parse_cron(expr: &str) -> Result<Cron, String> {
 }
 
 pub fn parse_zone(tz: &str) -> Result<Tz, String> {
-    Tz::from_str(tz).map_err(|_| format!("unknown time zone {tz:?} (use an IANA name such as Europe/Paris)"))
+    Tz::from_str(tz)
+        .map_err(|_| format!("unknown time zone {tz:?} (use an IANA name such as Europe/Paris)"))
 }
 
 impl Trigger {
@@ -65,7 +66,10 @@ impl Trigger {
             }
             Trigger::Interval { seconds } => {
                 if *seconds < 1 {
-                    problems.push(format!("{field}.seconds"), "an interval is at least 1 second");
+                    problems.push(
+                        format!("{field}.seconds"),
+                        "an interval is at least 1 second",
+                    );
                 }
             }
         }
@@ -150,7 +154,10 @@ mod tests {
 
     #[test]
     fn cron_next_uses_the_zone() {
-        let t = Trigger::Cron { expr: "0 30 2 * * *".into(), time_zone: Some("America/Denver".into()) };
+        let t = Trigger::Cron {
+            expr: "0 30 2 * * *".into(),
+            time_zone: Some("America/Denver".into()),
+        };
         let next = t.next_after(utc("2026-11-28T00:00:00Z"), "UTC").unwrap();
         assert_eq!(next, utc("2026-11-28T09:30:00Z"));
     }
@@ -158,7 +165,10 @@ mod tests {
     #[test]
     fn cron_in_the_spring_gap_fires_once_at_the_gap_end() {
         // 2027-03-14 02:30 does not exist in America/Denver.
-        let t = Trigger::Cron { expr: "30 2 * * *".into(), time_zone: Some("America/Denver".into()) };
+        let t = Trigger::Cron {
+            expr: "30 2 * * *".into(),
+            time_zone: Some("America/Denver".into()),
+        };
         let next = t.next_after(utc("2027-03-14T07:00:00Z"), "UTC").unwrap();
         assert_eq!(next, utc("2027-03-14T09:00:00Z"));
         let after = t.next_after(next, "UTC").unwrap();
@@ -168,7 +178,10 @@ mod tests {
     #[test]
     fn cron_in_the_autumn_overlap_fires_at_the_first_occurrence_only() {
         // 01:30 happens twice on 2026-11-01 in America/Denver.
-        let t = Trigger::Cron { expr: "30 1 * * *".into(), time_zone: Some("America/Denver".into()) };
+        let t = Trigger::Cron {
+            expr: "30 1 * * *".into(),
+            time_zone: Some("America/Denver".into()),
+        };
         let first = t.next_after(utc("2026-11-01T06:00:00Z"), "UTC").unwrap();
         assert_eq!(first, utc("2026-11-01T07:30:00Z"));
         let second = t.next_after(first, "UTC").unwrap();
@@ -178,12 +191,17 @@ mod tests {
     #[test]
     fn interval_counts_from_the_previous_due_time() {
         let t = Trigger::Interval { seconds: 60 };
-        assert_eq!(t.next_after(utc("2026-01-01T00:00:00Z"), "UTC"), Some(utc("2026-01-01T00:01:00Z")));
+        assert_eq!(
+            t.next_after(utc("2026-01-01T00:00:00Z"), "UTC"),
+            Some(utc("2026-01-01T00:01:00Z"))
+        );
     }
 
     #[test]
     fn once_fires_only_before_its_time() {
-        let t = Trigger::Once { at: utc("2026-01-01T00:00:00Z") };
+        let t = Trigger::Once {
+            at: utc("2026-01-01T00:00:00Z"),
+        };
         assert!(t.next_after(utc("2025-12-31T00:00:00Z"), "UTC").is_some());
         assert!(t.next_after(utc("2026-01-01T00:00:00Z"), "UTC").is_none());
     }

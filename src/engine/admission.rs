@@ -32,7 +32,10 @@ pub struct Admission {
 
 impl Admission {
     pub fn new(global_limit: usize) -> Self {
-        Self { global_limit: global_limit.max(1), ..Self::default() }
+        Self {
+            global_limit: global_limit.max(1),
+            ..Self::default()
+        }
     }
 
     pub fn set_env_limit(&mut self, env: &str, limit: Option<u32>) {
@@ -60,7 +63,13 @@ impl Admission {
                 .env_limits
                 .get(env)
                 .is_none_or(|l| self.running_by_env.get(env).copied().unwrap_or(0) < *l)
-            && (overlap != Overlap::Queue || self.running_by_schedule.get(&schedule).copied().unwrap_or(0) == 0)
+            && (overlap != Overlap::Queue
+                || self
+                    .running_by_schedule
+                    .get(&schedule)
+                    .copied()
+                    .unwrap_or(0)
+                    == 0)
     }
 
     fn take_slot(&mut self, env: &str, schedule: Uuid) {
@@ -107,7 +116,8 @@ impl Admission {
         let mut i = 0;
         while i < self.queue.len() && self.running_total < self.global_limit {
             let w = &self.queue[i];
-            if w.not_before.is_none_or(|t| t <= now) && self.fits(&w.env, w.schedule_id, w.overlap) {
+            if w.not_before.is_none_or(|t| t <= now) && self.fits(&w.env, w.schedule_id, w.overlap)
+            {
                 if let Some(w) = self.queue.remove(i) {
                     self.take_slot(&w.env, w.schedule_id);
                     ready.push(w);
@@ -159,7 +169,13 @@ mod tests {
     use super::*;
 
     fn waiting(env: &str, schedule: Uuid, overlap: Overlap) -> Waiting {
-        Waiting { run_id: Uuid::now_v7(), env: env.into(), schedule_id: schedule, overlap, not_before: None }
+        Waiting {
+            run_id: Uuid::now_v7(),
+            env: env.into(),
+            schedule_id: schedule,
+            overlap,
+            not_before: None,
+        }
     }
 
     #[test]
@@ -168,9 +184,17 @@ mod tests {
         a.set_env_limit("a", Some(1));
         let s = Uuid::now_v7();
         assert_eq!(a.admit_new("a", s, Overlap::Allow), Some(true));
-        assert_eq!(a.admit_new("a", s, Overlap::Allow), Some(false), "env a is full");
+        assert_eq!(
+            a.admit_new("a", s, Overlap::Allow),
+            Some(false),
+            "env a is full"
+        );
         a.enqueue(waiting("a", s, Overlap::Allow));
-        assert_eq!(a.admit_new("b", s, Overlap::Allow), Some(false), "someone waits: no jumping the queue");
+        assert_eq!(
+            a.admit_new("b", s, Overlap::Allow),
+            Some(false),
+            "someone waits: no jumping the queue"
+        );
         a.enqueue(waiting("b", s, Overlap::Allow));
         let ready = a.take_ready(Utc::now());
         assert_eq!(ready.len(), 1);

@@ -37,7 +37,8 @@ impl Committer {
         self.tx
             .send((op, reply))
             .map_err(|_| StoreError::Db("the committer has stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Db("the committer has stopped".into()))?
+        rx.await
+            .map_err(|_| StoreError::Db("the committer has stopped".into()))?
     }
 }
 
@@ -57,7 +58,9 @@ fn commit_loop(store: &Store, metrics: &Metrics, mut rx: mpsc::UnboundedReceiver
             }
         }
         metrics.commits.fetch_add(1, Ordering::Relaxed);
-        metrics.committed_ops.fetch_add(ops.len() as u64, Ordering::Relaxed);
+        metrics
+            .committed_ops
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
         match store.apply(&ops) {
             Ok(results) => {
                 for (reply, result) in replies.drain(..).zip(results) {

@@ -89,10 +89,20 @@ pub struct Engine {
     /// Set when intake stops: nothing new starts.
     stopping: CancellationToken,
     workers: TaskTracker,
+    /// The runtime the engine was made on. Attempts are spawned here, never on the HTTP
+    /// server's per-worker runtimes, which stop with the server.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Engine {
-    pub fn new(store: Arc<Store>, kinds: Arc<Kinds>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, settings: EngineSettings) -> Arc<Self> {
+    /// Must be called inside the Tokio runtime that will run the attempts.
+    pub fn new(
+        store: Arc<Store>,
+        kinds: Arc<Kinds>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        settings: EngineSettings,
+    ) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
         let committer = Committer::start(store.clone(), metrics.clone());
         Arc::new(Self {
@@ -108,6 +118,7 @@ impl Engine {
             wake: Notify::new(),
             stopping: CancellationToken::new(),
             workers: TaskTracker::new(),
+            runtime: tokio::runtime::Handle::current(),
         })
     }
 
@@ -153,20 +164,42 @@ impl Engine {
             let value = match &p.value {
                 ParamValue::Plain(v) => ParamValue::Plain(v.clone()),
                 ParamValue::Sealed(s) => {
-                    let from = Place { env: &schedule.env, record: format!("schedule:{}", schedule.id), name: &p.name };
+                    let from = Place {
+                        env: &schedule.env,
+                        record: format!("schedule:{}", schedule.id),
+                        name: &p.name,
+                    };
                     let plain = self.keyring.open(&from, s)?;
-                    let to = Place { env: &schedule.env, record: record.clone(), name: &p.name };
+                    let to = Place {
+                        env: &schedule.env,
+                        record: record.clone(),
+                        name: &p.name,
+                    };
                     ParamValue::Sealed(self.keyring.seal(&to, &plain)?)
                 }
             };
-            params.push(RunParam { name: p.name.clone(), value, literal: false });
+            params.push(RunParam {
+                name: p.name.clone(),
+                value,
+                literal: false,
+            });
         }
         for (name, value) in overrides {
-            params.push(RunParam { name, value, literal: true });
+            params.push(RunParam {
+                name,
+                value,
+                literal: true,
+            });
         }
         let (root, depth) = match parent {
             Some(p) => (p.root.clone(), p.depth + 1),
-            None => (RunRef { env: schedule.env.clone(), id }, 0),
+            None => (
+                RunRef {
+                    env: schedule.env.clone(),
+                    id,
+                },
+                0,
+            ),
         };
         Ok(Run {
             id,
@@ -204,7 +237,10 @@ impl Engine {
         idempotency: Option<IdempotencyKey>,
         fire: Option<Fire>,
     ) -> Result<Submitted, EngineError> {
-        let start_now = self.admission().admit_new(&run.env, run.schedule_id, overlap).ok_or(EngineError::Busy)?;
+        let start_now = self
+            .admission()
+            .admit_new(&run.env, run.schedule_id, overlap)
+            .ok_or(EngineError::Busy)?;
         let start_now = start_now && !self.stopping.is_cancelled();
         if start_now {
             run.state = RunState::Running;
@@ -213,12 +249,21 @@ impl Engine {
             run.epoch = self.store.epoch();
         }
         let (env, schedule) = (run.env.clone(), run.schedule_id);
-        let outcome = self.committer.submit(RunOp::Enqueue(Box::new(Enqueue { run, idempotency, fire }))).await;
+        let outcome = self
+            .committer
+            .submit(RunOp::Enqueue(Box::new(Enqueue {
+                run,
+                idempotency,
+                fire,
+            })))
+            .await;
         match outcome {
             Ok(RunOpOutcome::Enqueued(run)) => {
-                self.metrics.runs_enqueued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics
+                    .runs_enqueued
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if start_now {
-                    self.spawn_attempt(*run.clone(), true);
+                    self.spawn_attempt(*run.clone());
                     Ok(Submitted::Started(run))
                 } else {
                     self.admission().enqueue(Waiting {
@@ -252,10 +297,19 @@ impl Engine {
         match run.state {
             RunState::Queued => {
                 let waiting = self.admission().remove_waiting(run.id);
-                match self.committer.submit(RunOp::CancelQueued { run_id: run.id, at: self.clock.now() }).await {
+                match self
+                    .committer
+                    .submit(RunOp::CancelQueued {
+                        run_id: run.id,
+                        at: self.clock.now(),
+                    })
+                    .await
+                {
                     Ok(_) => {
                         self.admission().finish(run.schedule_id);
-                        self.metrics.runs_cancelled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.metrics
+                            .runs_cancelled
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         Ok(())
                     }
                     Err(e) => {
@@ -271,11 +325,14 @@ impl Engine {
                 let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
                 match active.get(&run.id) {
                     Some(a) => {
-                        *a.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::Cancel);
+                        *a.reason.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(StopReason::Cancel);
                         a.token.cancel();
                         Ok(())
                     }
-                    None => Err(EngineError::WrongState("running in no worker of this process")),
+                    None => Err(EngineError::WrongState(
+                        "running in no worker of this process",
+                    )),
                 }
             }
             other => Err(EngineError::WrongState(other.as_str())),
@@ -284,10 +341,16 @@ impl Engine {
 
     /// Start-up: orphans from an older epoch go back to the queue (or fail as interrupted
     /// when no attempt is left); queued runs wait their turn again.
-    pub async fn recover(self: &Arc<Self>, overlaps: &HashMap<Uuid, crate::domain::Overlap>) -> Result<(usize, usize), EngineError> {
+    pub async fn recover(
+        self: &Arc<Self>,
+        overlaps: &HashMap<Uuid, crate::domain::Overlap>,
+    ) -> Result<(usize, usize), EngineError> {
         let store = self.store.clone();
         let (running, queued) = tokio::task::spawn_blocking(move || {
-            Ok::<_, StoreError>((store.runs_in_state(RunState::Running)?, store.runs_in_state(RunState::Queued)?))
+            Ok::<_, StoreError>((
+                store.runs_in_state(RunState::Running)?,
+                store.runs_in_state(RunState::Queued)?,
+            ))
         })
         .await
         .map_err(|e| StoreError::Db(e.to_string()))??;
@@ -303,11 +366,19 @@ impl Engine {
                 error: Some("interrupted".into()),
                 at: now,
                 retry_at: again.then_some(now),
-                logs: vec![(now, "system".into(), format!("attempt {} interrupted by a restart", run.attempts))],
+                logs: vec![(
+                    now,
+                    "system".into(),
+                    format!("attempt {} interrupted by a restart", run.attempts),
+                )],
                 started: Vec::new(),
                 chain_errors: Vec::new(),
             };
-            if let RunOpOutcome::Completed(r) = self.committer.submit(RunOp::Complete(Box::new(completion))).await? {
+            if let RunOpOutcome::Completed(r) = self
+                .committer
+                .submit(RunOp::Complete(Box::new(completion)))
+                .await?
+            {
                 if r.state == RunState::Queued {
                     requeued.push(*r);
                 }
@@ -339,7 +410,8 @@ impl Engine {
             };
             for w in ready {
                 let engine = self.clone();
-                self.workers.spawn(async move { engine.claim_and_run(w).await });
+                self.workers
+                    .spawn_on(async move { engine.claim_and_run(w).await }, &self.runtime);
             }
             let sleep = wake_at.map(|t| (t - self.clock.now()).to_std().unwrap_or_default());
             tokio::select! {
@@ -355,13 +427,22 @@ impl Engine {
     pub async fn shutdown(&self, grace: std::time::Duration) {
         self.stopping.cancel();
         self.workers.close();
-        if tokio::time::timeout(grace, self.workers.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.workers.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown grace over; stopping the runs still running");
-            for a in self.active.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            for a in self
+                .active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+            {
                 *a.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::Shutdown);
                 a.token.cancel();
             }
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.workers.wait()).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.workers.wait()).await;
         }
     }
 
@@ -369,13 +450,18 @@ impl Engine {
         self.stopping.is_cancelled()
     }
 
-    fn spawn_attempt(self: &Arc<Self>, run: Run, _claimed: bool) {
+    fn spawn_attempt(self: &Arc<Self>, run: Run) {
         let engine = self.clone();
-        self.workers.spawn(async move { engine.execute(run).await });
+        self.workers
+            .spawn_on(async move { engine.execute(run).await }, &self.runtime);
     }
 
     async fn claim_and_run(self: Arc<Self>, w: Waiting) {
-        let op = RunOp::Claim { run_id: w.run_id, at: self.clock.now(), epoch: self.store.epoch() };
+        let op = RunOp::Claim {
+            run_id: w.run_id,
+            at: self.clock.now(),
+            epoch: self.store.epoch(),
+        };
         match self.committer.submit(op).await {
             Ok(RunOpOutcome::Claimed(run)) => self.execute(*run).await,
             Ok(_) | Err(_) => {

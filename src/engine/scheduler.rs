@@ -58,7 +58,11 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(engine: Arc<Engine>) -> Arc<Self> {
-        Arc::new(Self { engine, due: Mutex::new(DueSet::default()), wake: Notify::new() })
+        Arc::new(Self {
+            engine,
+            due: Mutex::new(DueSet::default()),
+            wake: Notify::new(),
+        })
     }
 
     fn due(&self) -> std::sync::MutexGuard<'_, DueSet> {
@@ -100,7 +104,12 @@ impl Scheduler {
         Ok(())
     }
 
-    async fn catch_up(&self, s: &Schedule, stored: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), EngineError> {
+    async fn catch_up(
+        &self,
+        s: &Schedule,
+        stored: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), EngineError> {
         let zone = self.env_zone(&s.env);
         let mut latest = stored;
         // Walk to the last missed time (bounded: a minutely cron missed for a year is ~500k).
@@ -111,13 +120,20 @@ impl Scheduler {
             }
         }
         let next = s.trigger.next_after(now, &zone);
-        let fire = Fire { schedule_id: s.id, due_at: stored, next_fire_at: next };
+        let fire = Fire {
+            schedule_id: s.id,
+            due_at: stored,
+            next_fire_at: next,
+        };
         if s.catch_up == CatchUp::Once && s.enabled {
             tracing::info!(schedule = %s.id, "catching up once for {latest}");
             self.fire(s, latest, fire).await?;
         } else {
             self.engine.submit_op(RunOp::Advance(fire)).await?;
-            self.engine.metrics.due_dropped.fetch_add(1, Ordering::Relaxed);
+            self.engine
+                .metrics
+                .due_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
         self.due().set(s.id, next);
         Ok(())
@@ -149,11 +165,9 @@ impl Scheduler {
                 while fires.join_next().await.is_some() {}
                 continue;
             }
-            let wait = self
-                .due()
-                .queue
-                .first()
-                .map_or(MAX_SLEEP, |(at, _)| (*at - now).to_std().unwrap_or_default().min(MAX_SLEEP));
+            let wait = self.due().queue.first().map_or(MAX_SLEEP, |(at, _)| {
+                (*at - now).to_std().unwrap_or_default().min(MAX_SLEEP)
+            });
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.wake.notified() => {}
@@ -167,7 +181,9 @@ impl Scheduler {
         let schedule = match tokio::task::spawn_blocking(move || store.schedule(id)).await {
             Ok(Ok(Some(s))) => s,
             Ok(Ok(None)) => return,
-            Ok(Err(e)) => return tracing::error!(schedule = %id, "reading the schedule failed: {e}"),
+            Ok(Err(e)) => {
+                return tracing::error!(schedule = %id, "reading the schedule failed: {e}")
+            }
             Err(e) => return tracing::error!(schedule = %id, "reading the schedule failed: {e}"),
         };
         if schedule.next_fire_at != Some(at) {
@@ -182,18 +198,33 @@ impl Scheduler {
         if next.is_some_and(|n| n <= now) {
             next = schedule.trigger.next_after(now, &zone);
         }
-        let fire = Fire { schedule_id: id, due_at: at, next_fire_at: next };
+        let fire = Fire {
+            schedule_id: id,
+            due_at: at,
+            next_fire_at: next,
+        };
         let result = if schedule.enabled {
             self.fire(&schedule, at, fire).await
         } else {
-            self.engine.submit_op(RunOp::Advance(fire)).await.map(|_| ()).map_err(Into::into)
+            self.engine
+                .submit_op(RunOp::Advance(fire))
+                .await
+                .map(|_| ())
+                .map_err(Into::into)
         };
         match result {
             Ok(()) => self.due().set(id, next),
             Err(EngineError::Busy) => {
                 tracing::info!(schedule = %id, "due time {at} dropped: a run is still active (overlap: skip)");
-                self.engine.metrics.due_dropped.fetch_add(1, Ordering::Relaxed);
-                let fire = Fire { schedule_id: id, due_at: at, next_fire_at: next };
+                self.engine
+                    .metrics
+                    .due_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                let fire = Fire {
+                    schedule_id: id,
+                    due_at: at,
+                    next_fire_at: next,
+                };
                 if self.engine.submit_op(RunOp::Advance(fire)).await.is_ok() {
                     self.due().set(id, next);
                 }
@@ -201,18 +232,43 @@ impl Scheduler {
             Err(e) => {
                 tracing::error!(schedule = %id, "firing {at} failed: {e}");
                 // Re-read what is stored and try again from there.
-                let stored = self.engine.store.schedule(id).ok().flatten().and_then(|s| s.next_fire_at);
+                let stored = self
+                    .engine
+                    .store
+                    .schedule(id)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.next_fire_at);
                 self.due().set(id, stored);
             }
         }
     }
 
-    async fn fire(&self, schedule: &Schedule, due_at: DateTime<Utc>, fire: Fire) -> Result<(), EngineError> {
-        let run = self.engine.new_run(schedule, Origin::Schedule, &schedule.saved_by, Some(due_at), Vec::new(), None)?;
-        match self.engine.submit(run, schedule.overlap, None, Some(fire)).await? {
+    async fn fire(
+        &self,
+        schedule: &Schedule,
+        due_at: DateTime<Utc>,
+        fire: Fire,
+    ) -> Result<(), EngineError> {
+        let run = self.engine.new_run(
+            schedule,
+            Origin::Schedule,
+            &schedule.saved_by,
+            Some(due_at),
+            Vec::new(),
+            None,
+        )?;
+        match self
+            .engine
+            .submit(run, schedule.overlap, None, Some(fire))
+            .await?
+        {
             Submitted::Started(_) | Submitted::Queued(_) | Submitted::Replayed(_) => {}
         }
-        self.engine.metrics.due_fired.fetch_add(1, Ordering::Relaxed);
+        self.engine
+            .metrics
+            .due_fired
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

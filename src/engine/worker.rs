@@ -32,25 +32,46 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl Engine {
     pub(super) async fn execute(self: Arc<Self>, run: Run) {
-        self.metrics.attempts_started.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .attempts_started
+            .fetch_add(1, Ordering::Relaxed);
         let token = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
         self.active
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(run.id, Active { token: token.clone(), reason: reason.clone() });
+            .insert(
+                run.id,
+                Active {
+                    token: token.clone(),
+                    reason: reason.clone(),
+                },
+            );
         let log = LogSink::default();
-        log.push(self.clock.now(), "system", format!("attempt {} of {} started", run.attempts, run.retry.max_attempts));
+        log.push(
+            self.clock.now(),
+            "system",
+            format!(
+                "attempt {} of {} started",
+                run.attempts, run.retry.max_attempts
+            ),
+        );
 
         let flusher = self.spawn_log_flusher(run.id, log.clone());
         let end = match self.attempt(&run, &token, &log).await {
             AttemptEnd::Stopped(_) => AttemptEnd::Stopped(
-                reason.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(StopReason::Cancel),
+                reason
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or(StopReason::Cancel),
             ),
             other => other,
         };
         flusher.cancel();
-        self.active.lock().unwrap_or_else(|e| e.into_inner()).remove(&run.id);
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&run.id);
 
         if matches!(end, AttemptEnd::Stopped(StopReason::Shutdown)) {
             // Left `running` on disk: the next start recovers it as an orphan.
@@ -64,18 +85,35 @@ impl Engine {
         let now = self.clock.now();
         let (state, outputs, error, retryable) = match end {
             AttemptEnd::Done(o) => (RunState::Succeeded, o, None, false),
-            AttemptEnd::Failed { message, retryable } => (RunState::Failed, Outputs::new(), Some(message), retryable),
+            AttemptEnd::Failed { message, retryable } => {
+                (RunState::Failed, Outputs::new(), Some(message), retryable)
+            }
             AttemptEnd::TimedOut => (
                 RunState::TimedOut,
                 Outputs::new(),
                 Some(format!("timed out after {} s", run.timeout_seconds)),
                 true,
             ),
-            AttemptEnd::Stopped(_) => (RunState::Cancelled, Outputs::new(), Some("cancelled".into()), false),
+            AttemptEnd::Stopped(_) => (
+                RunState::Cancelled,
+                Outputs::new(),
+                Some("cancelled".into()),
+                false,
+            ),
         };
-        let retry_at = (retryable && run.attempts_left()).then(|| now + jittered(run.retry.base_delay(run.attempts)));
+        let retry_at = (retryable && run.attempts_left())
+            .then(|| now + jittered(run.retry.base_delay(run.attempts)));
         match (&retry_at, &error) {
-            (Some(at), Some(e)) => log.push(now, "system", format!("attempt {} {}: {e}; next attempt at {}", run.attempts, state.as_str(), crate::domain::format_time(*at))),
+            (Some(at), Some(e)) => log.push(
+                now,
+                "system",
+                format!(
+                    "attempt {} {}: {e}; next attempt at {}",
+                    run.attempts,
+                    state.as_str(),
+                    crate::domain::format_time(*at)
+                ),
+            ),
             (None, Some(e)) => log.push(now, "system", format!("run {}: {e}", state.as_str())),
             _ => log.push(now, "system", "run succeeded"),
         }
@@ -90,12 +128,17 @@ impl Engine {
             started: Vec::new(),
             chain_errors: Vec::new(),
         };
-        let result = self.committer.submit(RunOp::Complete(Box::new(completion))).await;
+        let result = self
+            .committer
+            .submit(RunOp::Complete(Box::new(completion)))
+            .await;
         let mut adm = self.admission();
         adm.release_slot(&run.env, run.schedule_id);
         match result {
             Ok(RunOpOutcome::Completed(done)) if done.state == RunState::Queued => {
-                self.metrics.retries_scheduled.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .retries_scheduled
+                    .fetch_add(1, Ordering::Relaxed);
                 adm.enqueue(Waiting {
                     run_id: done.id,
                     env: done.env.clone(),
@@ -129,19 +172,40 @@ impl Engine {
     }
 
     fn overlap_of(&self, schedule: uuid::Uuid) -> crate::domain::Overlap {
-        self.store.schedule(schedule).ok().flatten().map(|s| s.overlap).unwrap_or_default()
+        self.store
+            .schedule(schedule)
+            .ok()
+            .flatten()
+            .map(|s| s.overlap)
+            .unwrap_or_default()
     }
 
     async fn attempt(&self, run: &Run, token: &CancellationToken, log: &LogSink) -> AttemptEnd {
         let Some(kind) = self.kinds.get(&self.kind_of(run)).cloned() else {
-            return AttemptEnd::Failed { message: "the schedule's kind is unknown or the schedule was deleted".into(), retryable: false };
+            return AttemptEnd::Failed {
+                message: "the schedule's kind is unknown or the schedule was deleted".into(),
+                retryable: false,
+            };
         };
         let params = match self.prepare_params(run) {
             Ok(p) => p,
-            Err(message) => return AttemptEnd::Failed { message, retryable: false },
+            Err(message) => {
+                return AttemptEnd::Failed {
+                    message,
+                    retryable: false,
+                }
+            }
         };
-        if let Some(missing) = kind.spec().params.iter().find(|p| p.required && params.get(p.name).is_none_or(|v| v.is_empty())) {
-            return AttemptEnd::Failed { message: format!("required parameter {} has no value", missing.name), retryable: false };
+        if let Some(missing) = kind
+            .spec()
+            .params
+            .iter()
+            .find(|p| p.required && params.get(p.name).is_none_or(|v| v.is_empty()))
+        {
+            return AttemptEnd::Failed {
+                message: format!("required parameter {} has no value", missing.name),
+                retryable: false,
+            };
         }
         let ctx = TaskContext {
             run_id: run.id,
@@ -165,14 +229,25 @@ impl Engine {
         };
         match result {
             Ok(outputs) => AttemptEnd::Done(outputs),
-            Err(TaskError::Retry(message)) => AttemptEnd::Failed { message, retryable: true },
-            Err(TaskError::Abort(message)) => AttemptEnd::Failed { message, retryable: false },
+            Err(TaskError::Retry(message)) => AttemptEnd::Failed {
+                message,
+                retryable: true,
+            },
+            Err(TaskError::Abort(message)) => AttemptEnd::Failed {
+                message,
+                retryable: false,
+            },
             Err(TaskError::Stopped) => AttemptEnd::Stopped(StopReason::Cancel),
         }
     }
 
     fn kind_of(&self, run: &Run) -> String {
-        self.store.schedule(run.schedule_id).ok().flatten().map(|s| s.kind).unwrap_or_default()
+        self.store
+            .schedule(run.schedule_id)
+            .ok()
+            .flatten()
+            .map(|s| s.kind)
+            .unwrap_or_default()
     }
 
     /// Opens sealed values and expands the globals in the schedule's own values. Values
@@ -198,11 +273,20 @@ impl Engine {
             let value = match &p.value {
                 ParamValue::Sealed(s) => self
                     .keyring
-                    .open(&Place { env: &run.env, record: record.clone(), name: &p.name }, s)
+                    .open(
+                        &Place {
+                            env: &run.env,
+                            record: record.clone(),
+                            name: &p.name,
+                        },
+                        s,
+                    )
                     .map_err(|e| format!("parameter {}: {e}", p.name))?,
                 ParamValue::Plain(v) if p.literal => Zeroizing::new(v.clone()),
                 ParamValue::Plain(v) => Zeroizing::new(
-                    resolve(v, &globals).map_err(|e| format!("parameter {}: {e}", p.name))?.text,
+                    resolve(v, &globals)
+                        .map_err(|e| format!("parameter {}: {e}", p.name))?
+                        .text,
                 ),
             };
             out.insert(p.name.clone(), value);
@@ -215,7 +299,7 @@ impl Engine {
         let stop = CancellationToken::new();
         let engine = self.clone();
         let stop2 = stop.clone();
-        tokio::spawn(async move {
+        self.runtime.spawn(async move {
             loop {
                 tokio::select! {
                     () = stop2.cancelled() => return,
@@ -223,7 +307,10 @@ impl Engine {
                 }
                 let lines = log.take();
                 if !lines.is_empty() {
-                    let _ = engine.committer.submit(RunOp::AppendLog { run_id, lines }).await;
+                    let _ = engine
+                        .committer
+                        .submit(RunOp::AppendLog { run_id, lines })
+                        .await;
                 }
             }
         });

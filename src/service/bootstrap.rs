@@ -42,7 +42,9 @@ impl Config {
     }
 
     pub fn key_file(&self) -> PathBuf {
-        self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.key"))
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 }
 
@@ -108,14 +110,33 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
     let kinds = Arc::new(Kinds::builtin());
     let settings = EngineSettings {
         max_concurrent_runs: cfg.max_concurrent_runs,
-        tasks: TaskSettings { allowed_commands: cfg.allow_commands.clone() },
+        tasks: TaskSettings {
+            allowed_commands: cfg.allow_commands.clone(),
+        },
     };
-    let engine = Engine::new(store.clone(), kinds.clone(), keyring.clone(), clock.clone(), settings);
+    let engine = Engine::new(
+        store.clone(),
+        kinds.clone(),
+        keyring.clone(),
+        clock.clone(),
+        settings,
+    );
     let scheduler = Scheduler::new(engine.clone());
-    let service = Arc::new(Service { store: store.clone(), engine: engine.clone(), scheduler: scheduler.clone(), keyring, kinds, clock });
+    let service = Arc::new(Service {
+        store: store.clone(),
+        engine: engine.clone(),
+        scheduler: scheduler.clone(),
+        keyring,
+        kinds,
+        clock,
+    });
     let first_start = first_start(&service, cfg).await?;
     if !cfg.start_engine {
-        return Ok(Baton { service, first_start, orphans: 0 });
+        return Ok(Baton {
+            service,
+            first_start,
+            orphans: 0,
+        });
     }
     let mut overlaps = HashMap::new();
     for env in store.environments()? {
@@ -124,9 +145,19 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
             overlaps.insert(s.id, s.overlap);
         }
     }
-    let (orphans, _) = engine.recover(&overlaps).await.map_err(|e| BootError(e.to_string()))?;
-    scheduler.load().await.map_err(|e| BootError(e.to_string()))?;
-    Ok(Baton { service, first_start, orphans })
+    let (orphans, _) = engine
+        .recover(&overlaps)
+        .await
+        .map_err(|e| BootError(e.to_string()))?;
+    scheduler
+        .load()
+        .await
+        .map_err(|e| BootError(e.to_string()))?;
+    Ok(Baton {
+        service,
+        first_start,
+        orphans,
+    })
 }
 
 /// On a fresh data dir: environment `production` (UTC) and the user `admin`.
@@ -136,19 +167,48 @@ async fn first_start(service: &Service, cfg: &Config) -> Result<Option<FirstStar
     }
     let now = service.clock.now();
     if service.store.environment("production")?.is_none() {
-        let env = Environment { id: "production".into(), name: "production".into(), time_zone: "UTC".into(), max_concurrent_runs: None, created_at: now };
+        let env = Environment {
+            id: "production".into(),
+            name: "production".into(),
+            time_zone: "UTC".into(),
+            max_concurrent_runs: None,
+            created_at: now,
+        };
         let key = service.keyring.new_data_key(&env.id);
-        let audit = service.audit_entry("baton", "environment.create", Some("production"), Some("production".into()), "first start");
+        let audit = service.audit_entry(
+            "baton",
+            "environment.create",
+            Some("production"),
+            Some("production".into()),
+            "first start",
+        );
         service.store.create_environment(&env, &key, &audit)?;
     }
-    let password = cfg.admin_password.clone().unwrap_or_else(|| random_token(15));
+    let password = cfg
+        .admin_password
+        .clone()
+        .unwrap_or_else(|| random_token(15));
     let pw = password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
         .await
         .map_err(|e| BootError(e.to_string()))?
         .map_err(|e| BootError(e.to_string()))?;
-    let admin = User { username: "admin".into(), password_hash: hash, admin: true, roles: BTreeMap::new(), created_at: now };
-    let audit = service.audit_entry("baton", "user.create", None, Some("admin".into()), "first start");
+    let admin = User {
+        username: "admin".into(),
+        password_hash: hash,
+        admin: true,
+        roles: BTreeMap::new(),
+        created_at: now,
+    };
+    let audit = service.audit_entry(
+        "baton",
+        "user.create",
+        None,
+        Some("admin".into()),
+        "first start",
+    );
     service.store.put_user(&admin, true, Some(&audit))?;
-    Ok(Some(FirstStart { admin_password: password }))
+    Ok(Some(FirstStart {
+        admin_password: password,
+    }))
 }

@@ -7,7 +7,10 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("{message}")]
-    BadRequest { message: String, details: Vec<FieldProblem> },
+    BadRequest {
+        message: String,
+        details: Vec<FieldProblem>,
+    },
     #[error("sign in first")]
     Unauthorized,
     #[error("{0}")]
@@ -15,7 +18,10 @@ pub enum ServiceError {
     #[error("{0} not found")]
     NotFound(String),
     #[error("{message}")]
-    Conflict { message: String, details: Vec<FieldProblem> },
+    Conflict {
+        message: String,
+        details: Vec<FieldProblem>,
+    },
     #[error("the request body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("the input has problems")]
@@ -26,11 +32,17 @@ pub enum ServiceError {
 
 impl ServiceError {
     pub fn conflict(message: impl Into<String>) -> Self {
-        ServiceError::Conflict { message: message.into(), details: Vec::new() }
+        ServiceError::Conflict {
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ServiceError::BadRequest { message: message.into(), details: Vec::new() }
+        ServiceError::BadRequest {
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     /// One validation problem.
@@ -75,7 +87,9 @@ impl From<Problems> for ServiceError {
 }
 
 /// Runs blocking store work off the async threads.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static) -> Result<T, ServiceError> {
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ServiceError::Internal(format!("background task failed: {e}")))?

@@ -11,9 +11,17 @@ impl Service {
     }
 
     /// The newest version of a file, with its bytes.
-    pub fn download_file(&self, caller: &User, env: &str, name: &str) -> Result<(FileMeta, Vec<u8>), ServiceError> {
+    pub fn download_file(
+        &self,
+        caller: &User,
+        env: &str,
+        name: &str,
+    ) -> Result<(FileMeta, Vec<u8>), ServiceError> {
         self.require(caller, env, Role::Viewer)?;
-        let meta = self.store.file(env, name)?.ok_or_else(|| ServiceError::NotFound(format!("file {name:?}")))?;
+        let meta = self
+            .store
+            .file(env, name)?
+            .ok_or_else(|| ServiceError::NotFound(format!("file {name:?}")))?;
         let bytes = self.store.read_file(&meta)?;
         Ok((meta, bytes))
     }

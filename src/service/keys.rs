@@ -8,12 +8,18 @@ use crate::crypto::{Keyring, MasterKey, Place};
 /// Alone: a new data key for every environment and every sealed value re-sealed under it.
 /// With `new_master`: the data keys re-wrapped under that key, which then becomes the key
 /// file (written first, renamed into place only after the commit).
-pub fn rotate_keys(service: &Service, cfg: &Config, new_master: Option<&Path>) -> Result<String, ServiceError> {
+pub fn rotate_keys(
+    service: &Service,
+    cfg: &Config,
+    new_master: Option<&Path>,
+) -> Result<String, ServiceError> {
     let internal = |e: &dyn std::fmt::Display| ServiceError::Internal(e.to_string());
     match new_master {
         Some(path) => {
             if cfg.master_key_hex.is_some() {
-                return Err(ServiceError::conflict("BATON_MASTER_KEY is set: change it instead of the key file"));
+                return Err(ServiceError::conflict(
+                    "BATON_MASTER_KEY is set: change it instead of the key file",
+                ));
             }
             let master = MasterKey::load_or_create(path).map_err(|e| internal(&e))?;
             let wrapped = service.keyring.rewrap_all(&master);
@@ -25,17 +31,33 @@ pub fn rotate_keys(service: &Service, cfg: &Config, new_master: Option<&Path>) -
                 std::fs::copy(path, &tmp).map_err(|e| internal(&e))?;
                 std::fs::rename(&tmp, &key_file).map_err(|e| internal(&e))?;
             }
-            Ok(format!("{} data keys re-wrapped under the new master key ({})", wrapped.len(), key_file.display()))
+            Ok(format!(
+                "{} data keys re-wrapped under the new master key ({})",
+                wrapped.len(),
+                key_file.display()
+            ))
         }
         None => {
             let envs = service.store.environments()?;
             let old = service.keyring.clone();
             let wrapped: Vec<_> = envs.iter().map(|e| old.new_data_key(&e.id)).collect();
-            let reseal = |env: &str, record: &str, name: &str, sealed: &crate::domain::SealedValue| {
-                old.reseal(&Place { env, record: record.to_string(), name }, sealed).map_err(|e| e.to_string())
-            };
+            let reseal =
+                |env: &str, record: &str, name: &str, sealed: &crate::domain::SealedValue| {
+                    old.reseal(
+                        &Place {
+                            env,
+                            record: record.to_string(),
+                            name,
+                        },
+                        sealed,
+                    )
+                    .map_err(|e| e.to_string())
+                };
             let n = service.store.rotate_keys(&wrapped, None, Some(&reseal))?;
-            Ok(format!("{} environments have new data keys; {n} sealed values re-sealed", wrapped.len()))
+            Ok(format!(
+                "{} environments have new data keys; {n} sealed values re-sealed",
+                wrapped.len()
+            ))
         }
     }
 }

@@ -13,11 +13,11 @@ pub mod views;
 
 use std::sync::Arc;
 
+pub use accounts::{EnvironmentInput, PasswordChange, TokenRequest, UserInput};
 pub use bootstrap::{open_baton, Baton, Config, FirstStart};
 pub use error::{blocking, ServiceError};
 pub use keys::rotate_keys;
 pub use runs::{parse_states, RunNowInput, MAX_PAGE};
-pub use accounts::{EnvironmentInput, PasswordChange, TokenRequest, UserInput};
 pub use schedule_input::{ParamInput, RetryInput, ScheduleInput};
 
 use crate::crypto::Keyring;
@@ -39,7 +39,12 @@ pub struct Service {
 impl Service {
     /// The environment, if `caller` holds at least `role` in it. No role at all (or no such
     /// environment) reads as "not found", so one cannot probe another tenant's names.
-    pub fn require(&self, caller: &User, env: &str, role: Role) -> Result<Environment, ServiceError> {
+    pub fn require(
+        &self,
+        caller: &User,
+        env: &str,
+        role: Role,
+    ) -> Result<Environment, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("environment {env:?}"));
         let held = caller.role_in(env).ok_or_else(not_found)?;
         let environment = self.store.environment(env)?.ok_or_else(not_found)?;
@@ -61,7 +66,14 @@ impl Service {
         }
     }
 
-    pub fn audit_entry(&self, actor: &str, action: &str, env: Option<&str>, target: Option<String>, detail: impl Into<String>) -> AuditEntry {
+    pub fn audit_entry(
+        &self,
+        actor: &str,
+        action: &str,
+        env: Option<&str>,
+        target: Option<String>,
+        detail: impl Into<String>,
+    ) -> AuditEntry {
         AuditEntry {
             id: uuid::Uuid::now_v7(),
             at: self.clock.now(),

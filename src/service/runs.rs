@@ -8,7 +8,9 @@ use super::views::RunView;
 use super::{blocking, Service, ServiceError};
 use crate::crypto::Place;
 use crate::domain::run::RunParam;
-use crate::domain::{LogLine, Origin, ParamValue, Problems, Role, Run, RunState, User, TASK_CHAIN_PARAM};
+use crate::domain::{
+    LogLine, Origin, ParamValue, Problems, Role, Run, RunState, User, TASK_CHAIN_PARAM,
+};
 use crate::engine::Submitted;
 use crate::store::{IdempotencyKey, RunFilter};
 
@@ -35,7 +37,15 @@ pub struct RunNowParam {
 impl Service {
     /// Starts a run of a schedule by hand. `body` is the raw request body, hashed for the
     /// `Idempotency-Key` check.
-    pub async fn run_now(&self, caller: &User, env: &str, id: Uuid, input: RunNowInput, body: &[u8], idempotency_key: Option<String>) -> Result<Uuid, ServiceError> {
+    pub async fn run_now(
+        &self,
+        caller: &User,
+        env: &str,
+        id: Uuid,
+        input: RunNowInput,
+        body: &[u8],
+        idempotency_key: Option<String>,
+    ) -> Result<Uuid, ServiceError> {
         self.require(caller, env, Role::Operator)?;
         let schedule = self.schedule_in(env, id)?;
         let spec = self.kinds.get(&schedule.kind).map(|k| k.spec());
@@ -46,44 +56,95 @@ impl Service {
             let declared = spec.and_then(|s| s.param(&param.name));
             let stored = schedule.param(&param.name);
             if param.name == TASK_CHAIN_PARAM {
-                p.push(format!("{field}.name"), format!("{TASK_CHAIN_PARAM} cannot be set when running"));
+                p.push(
+                    format!("{field}.name"),
+                    format!("{TASK_CHAIN_PARAM} cannot be set when running"),
+                );
             } else if stored.is_none() && declared.is_none() {
-                p.push(format!("{field}.name"), format!("the schedule has no parameter {:?}", param.name));
+                p.push(
+                    format!("{field}.name"),
+                    format!("the schedule has no parameter {:?}", param.name),
+                );
             } else if stored.is_some_and(|s| s.locked) {
-                p.push(format!("{field}.name"), format!("parameter {:?} is locked", param.name));
-            } else if overrides.iter().any(|(n, _, _): &(String, String, bool)| n == &param.name) {
-                p.push(format!("{field}.name"), format!("duplicate parameter {:?}", param.name));
+                p.push(
+                    format!("{field}.name"),
+                    format!("parameter {:?} is locked", param.name),
+                );
+            } else if overrides
+                .iter()
+                .any(|(n, _, _): &(String, String, bool)| n == &param.name)
+            {
+                p.push(
+                    format!("{field}.name"),
+                    format!("duplicate parameter {:?}", param.name),
+                );
             } else {
                 match param.value {
                     None => p.push(format!("{field}.value"), "a value is required"),
                     Some(v) => {
-                        let secret = param.encrypt || declared.is_some_and(|d| d.secret) || stored.is_some_and(|s| s.value.is_sealed());
+                        let secret = param.encrypt
+                            || declared.is_some_and(|d| d.secret)
+                            || stored.is_some_and(|s| s.value.is_sealed());
                         overrides.push((param.name, v, secret));
                     }
                 }
             }
         }
         p.into_result()?;
-        let idempotency = idempotency_key.map(|key| IdempotencyKey { key, body_hash: hex::encode(sha2::Sha256::digest(body)) });
-        let mut run = self.engine.new_run(&schedule, Origin::Manual, &caller.username, None, Vec::new(), None)?;
+        let idempotency = idempotency_key.map(|key| IdempotencyKey {
+            key,
+            body_hash: hex::encode(sha2::Sha256::digest(body)),
+        });
+        let mut run = self.engine.new_run(
+            &schedule,
+            Origin::Manual,
+            &caller.username,
+            None,
+            Vec::new(),
+            None,
+        )?;
         for (name, value, secret) in overrides {
             let value = if secret {
-                let place = Place { env, record: format!("run:{}", run.id), name: &name };
-                ParamValue::Sealed(self.keyring.seal(&place, &value).map_err(|e| ServiceError::Internal(e.to_string()))?)
+                let place = Place {
+                    env,
+                    record: format!("run:{}", run.id),
+                    name: &name,
+                };
+                ParamValue::Sealed(
+                    self.keyring
+                        .seal(&place, &value)
+                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                )
             } else {
                 ParamValue::Plain(value)
             };
             run.params.retain(|p| p.name != name);
-            run.params.push(RunParam { name, value, literal: true });
+            run.params.push(RunParam {
+                name,
+                value,
+                literal: true,
+            });
         }
-        let submitted = self.engine.submit(run, schedule.overlap, idempotency, None).await.map_err(|e| match e {
-            crate::engine::EngineError::Store(crate::store::StoreError::Conflict(msg)) if msg.contains("Idempotency-Key") => {
-                ServiceError::invalid("Idempotency-Key", msg)
-            }
-            other => other.into(),
-        })?;
+        let submitted = self
+            .engine
+            .submit(run, schedule.overlap, idempotency, None)
+            .await
+            .map_err(|e| match e {
+                crate::engine::EngineError::Store(crate::store::StoreError::Conflict(msg))
+                    if msg.contains("Idempotency-Key") =>
+                {
+                    ServiceError::invalid("Idempotency-Key", msg)
+                }
+                other => other.into(),
+            })?;
         if let Submitted::Started(r) | Submitted::Queued(r) = &submitted {
-            let audit = self.audit_entry(&caller.username, "run.start", Some(env), Some(r.id.to_string()), format!("schedule {id}"));
+            let audit = self.audit_entry(
+                &caller.username,
+                "run.start",
+                Some(env),
+                Some(r.id.to_string()),
+                format!("schedule {id}"),
+            );
             self.store.append_audit(&audit)?;
         }
         Ok(submitted.run_id())
@@ -100,13 +161,24 @@ impl Service {
     pub fn get_run(&self, caller: &User, env: &str, id: Uuid) -> Result<RunView, ServiceError> {
         self.require(caller, env, Role::Viewer)?;
         let run = self.run_in(env, id)?;
-        Ok(RunView::new(&run, caller.role_in(env) >= Some(Role::Integration)))
+        Ok(RunView::new(
+            &run,
+            caller.role_in(env) >= Some(Role::Integration),
+        ))
     }
 
-    pub async fn page_runs(&self, caller: &User, env: &str, mut filter: RunFilter) -> Result<Vec<RunView>, ServiceError> {
+    pub async fn page_runs(
+        &self,
+        caller: &User,
+        env: &str,
+        mut filter: RunFilter,
+    ) -> Result<Vec<RunView>, ServiceError> {
         self.require(caller, env, Role::Viewer)?;
         if filter.limit > MAX_PAGE {
-            return Err(ServiceError::invalid("limit", format!("at most {MAX_PAGE}")));
+            return Err(ServiceError::invalid(
+                "limit",
+                format!("at most {MAX_PAGE}"),
+            ));
         }
         if filter.limit == 0 {
             filter.limit = 50;
@@ -121,7 +193,13 @@ impl Service {
         Ok(runs.iter().map(|r| RunView::new(r, sees_chain)).collect())
     }
 
-    pub fn run_log(&self, caller: &User, env: &str, id: Uuid, after: u32) -> Result<Vec<LogLine>, ServiceError> {
+    pub fn run_log(
+        &self,
+        caller: &User,
+        env: &str,
+        id: Uuid,
+        after: u32,
+    ) -> Result<Vec<LogLine>, ServiceError> {
         self.require(caller, env, Role::Viewer)?;
         self.run_in(env, id)?;
         Ok(self.store.run_log(id, after, 10_000)?)
@@ -131,20 +209,37 @@ impl Service {
         self.require(caller, env, Role::Operator)?;
         let run = self.run_in(env, id)?;
         if run.state.is_final() {
-            return Err(ServiceError::conflict(format!("the run is {} and cannot be cancelled", run.state.as_str())));
+            return Err(ServiceError::conflict(format!(
+                "the run is {} and cannot be cancelled",
+                run.state.as_str()
+            )));
         }
         self.engine.cancel(&run).await?;
-        let audit = self.audit_entry(&caller.username, "run.cancel", Some(env), Some(id.to_string()), "");
+        let audit = self.audit_entry(
+            &caller.username,
+            "run.cancel",
+            Some(env),
+            Some(id.to_string()),
+            "",
+        );
         self.store.append_audit(&audit)?;
         Ok(())
     }
 
     /// A finished run again: a new run with the same parameters and the same parent.
-    pub async fn retry_run(&self, caller: &User, env: &str, id: Uuid) -> Result<Uuid, ServiceError> {
+    pub async fn retry_run(
+        &self,
+        caller: &User,
+        env: &str,
+        id: Uuid,
+    ) -> Result<Uuid, ServiceError> {
         self.require(caller, env, Role::Operator)?;
         let old = self.run_in(env, id)?;
         if !old.state.is_final() {
-            return Err(ServiceError::conflict(format!("the run is {}; only a finished run can be retried", old.state.as_str())));
+            return Err(ServiceError::conflict(format!(
+                "the run is {}; only a finished run can be retried",
+                old.state.as_str()
+            )));
         }
         let schedule = self
             .store
@@ -154,11 +249,27 @@ impl Service {
             Some(p) => self.store.run(p.id)?,
             None => None,
         };
-        let mut run = self.engine.new_run(&schedule, Origin::Retry, &caller.username, None, Vec::new(), parent.as_ref())?;
+        let mut run = self.engine.new_run(
+            &schedule,
+            Origin::Retry,
+            &caller.username,
+            None,
+            Vec::new(),
+            parent.as_ref(),
+        )?;
         run.acting_user = old.acting_user.clone();
         run.params = self.copy_params(&old, run.id)?;
-        let submitted = self.engine.submit(run, schedule.overlap, None, None).await?;
-        let audit = self.audit_entry(&caller.username, "run.retry", Some(env), Some(submitted.run_id().to_string()), format!("retry of {id}"));
+        let submitted = self
+            .engine
+            .submit(run, schedule.overlap, None, None)
+            .await?;
+        let audit = self.audit_entry(
+            &caller.username,
+            "run.retry",
+            Some(env),
+            Some(submitted.run_id().to_string()),
+            format!("retry of {id}"),
+        );
         self.store.append_audit(&audit)?;
         Ok(submitted.run_id())
     }
@@ -171,13 +282,32 @@ impl Service {
                 let value = match &p.value {
                     ParamValue::Plain(v) => ParamValue::Plain(v.clone()),
                     ParamValue::Sealed(s) => {
-                        let src = Place { env: &from.env, record: format!("run:{}", from.id), name: &p.name };
-                        let plain = self.keyring.open(&src, s).map_err(|e| ServiceError::Internal(e.to_string()))?;
-                        let dst = Place { env: &from.env, record: format!("run:{to}"), name: &p.name };
-                        ParamValue::Sealed(self.keyring.seal(&dst, &plain).map_err(|e| ServiceError::Internal(e.to_string()))?)
+                        let src = Place {
+                            env: &from.env,
+                            record: format!("run:{}", from.id),
+                            name: &p.name,
+                        };
+                        let plain = self
+                            .keyring
+                            .open(&src, s)
+                            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                        let dst = Place {
+                            env: &from.env,
+                            record: format!("run:{to}"),
+                            name: &p.name,
+                        };
+                        ParamValue::Sealed(
+                            self.keyring
+                                .seal(&dst, &plain)
+                                .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                        )
                     }
                 };
-                Ok(RunParam { name: p.name.clone(), value, literal: p.literal })
+                Ok(RunParam {
+                    name: p.name.clone(),
+                    value,
+                    literal: p.literal,
+                })
             })
             .collect()
     }

@@ -74,11 +74,15 @@ pub fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
         serde_json::Value::Null => Ok(None),
         serde_json::Value::String(s) => Ok(Some(s)),
         v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Ok(Some(v.to_string())),
-        _ => Err(D::Error::custom("a value is a string, number, boolean or null")),
+        _ => Err(D::Error::custom(
+            "a value is a string, number, boolean or null",
+        )),
     }
 }
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
-pub fn explicit_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub fn explicit_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }

@@ -11,7 +11,10 @@ use crate::chain::dynamic::{tokens, GLOBAL_NAMES};
 use crate::crypto::Place;
 use crate::domain::schedule::is_valid_param_name;
 use crate::domain::trigger::Trigger;
-use crate::domain::{Environment, ParamValue, Problems, RetryPolicy, Role, Schedule, ScheduleParam, User, TASK_CHAIN_PARAM};
+use crate::domain::{
+    Environment, ParamValue, Problems, RetryPolicy, Role, Schedule, ScheduleParam, User,
+    TASK_CHAIN_PARAM,
+};
 use crate::tasks::{KindSpec, ParamProblems};
 
 /// Limits on a schedule's numbers.
@@ -21,10 +24,19 @@ const MAX_TIMEOUT_SECONDS: u64 = 7 * 86_400;
 const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
 
 impl Service {
-    pub fn list_schedules(&self, caller: &User, env: &str) -> Result<Vec<ScheduleView>, ServiceError> {
+    pub fn list_schedules(
+        &self,
+        caller: &User,
+        env: &str,
+    ) -> Result<Vec<ScheduleView>, ServiceError> {
         let e = self.require(caller, env, Role::Viewer)?;
         let sees_chain = caller.role_in(&e.id) >= Some(Role::Integration);
-        Ok(self.store.schedules_of(env)?.iter().map(|s| ScheduleView::new(s, sees_chain)).collect())
+        Ok(self
+            .store
+            .schedules_of(env)?
+            .iter()
+            .map(|s| ScheduleView::new(s, sees_chain))
+            .collect())
     }
 
     /// A schedule of `env`, or 404 (also for another environment's id).
@@ -35,42 +47,92 @@ impl Service {
         }
     }
 
-    pub fn get_schedule(&self, caller: &User, env: &str, id: Uuid) -> Result<ScheduleView, ServiceError> {
+    pub fn get_schedule(
+        &self,
+        caller: &User,
+        env: &str,
+        id: Uuid,
+    ) -> Result<ScheduleView, ServiceError> {
         self.require(caller, env, Role::Viewer)?;
         let s = self.schedule_in(env, id)?;
-        Ok(ScheduleView::new(&s, caller.role_in(env) >= Some(Role::Integration)))
+        Ok(ScheduleView::new(
+            &s,
+            caller.role_in(env) >= Some(Role::Integration),
+        ))
     }
 
-    pub fn create_schedule(&self, caller: &User, env: &str, input: ScheduleInput) -> Result<ScheduleView, ServiceError> {
+    pub fn create_schedule(
+        &self,
+        caller: &User,
+        env: &str,
+        input: ScheduleInput,
+    ) -> Result<ScheduleView, ServiceError> {
         let e = self.require(caller, env, Role::Operator)?;
         let schedule = self.build_schedule(caller, &e, Uuid::now_v7(), input, None)?;
-        let audit = self.audit_entry(&caller.username, "schedule.create", Some(env), Some(schedule.id.to_string()), schedule.name.clone());
+        let audit = self.audit_entry(
+            &caller.username,
+            "schedule.create",
+            Some(env),
+            Some(schedule.id.to_string()),
+            schedule.name.clone(),
+        );
         self.store.put_schedule(&schedule, &audit)?;
         self.scheduler.update(schedule.id, schedule.next_fire_at);
-        Ok(ScheduleView::new(&schedule, caller.role_in(env) >= Some(Role::Integration)))
+        Ok(ScheduleView::new(
+            &schedule,
+            caller.role_in(env) >= Some(Role::Integration),
+        ))
     }
 
-    pub fn replace_schedule(&self, caller: &User, env: &str, id: Uuid, input: ScheduleInput) -> Result<ScheduleView, ServiceError> {
+    pub fn replace_schedule(
+        &self,
+        caller: &User,
+        env: &str,
+        id: Uuid,
+        input: ScheduleInput,
+    ) -> Result<ScheduleView, ServiceError> {
         let e = self.require(caller, env, Role::Operator)?;
         let old = self.schedule_in(env, id)?;
         let schedule = self.build_schedule(caller, &e, id, input, Some(&old))?;
-        let audit = self.audit_entry(&caller.username, "schedule.update", Some(env), Some(id.to_string()), schedule.name.clone());
+        let audit = self.audit_entry(
+            &caller.username,
+            "schedule.update",
+            Some(env),
+            Some(id.to_string()),
+            schedule.name.clone(),
+        );
         self.store.put_schedule(&schedule, &audit)?;
         self.scheduler.update(schedule.id, schedule.next_fire_at);
-        Ok(ScheduleView::new(&schedule, caller.role_in(env) >= Some(Role::Integration)))
+        Ok(ScheduleView::new(
+            &schedule,
+            caller.role_in(env) >= Some(Role::Integration),
+        ))
     }
 
     pub fn delete_schedule(&self, caller: &User, env: &str, id: Uuid) -> Result<(), ServiceError> {
         self.require(caller, env, Role::Operator)?;
         let s = self.schedule_in(env, id)?;
-        let audit = self.audit_entry(&caller.username, "schedule.delete", Some(env), Some(id.to_string()), s.name);
+        let audit = self.audit_entry(
+            &caller.username,
+            "schedule.delete",
+            Some(env),
+            Some(id.to_string()),
+            s.name,
+        );
         self.store.delete_schedule(id, &audit)?;
         self.scheduler.update(id, None);
         Ok(())
     }
 
     /// Validates `input` whole (every problem at once) and builds the stored schedule.
-    fn build_schedule(&self, caller: &User, env: &Environment, id: Uuid, input: ScheduleInput, old: Option<&Schedule>) -> Result<Schedule, ServiceError> {
+    fn build_schedule(
+        &self,
+        caller: &User,
+        env: &Environment,
+        id: Uuid,
+        input: ScheduleInput,
+        old: Option<&Schedule>,
+    ) -> Result<Schedule, ServiceError> {
         let integration = caller.role_in(&env.id) >= Some(Role::Integration);
         let mut p = Problems::new();
         let name = input.name.unwrap_or_default();
@@ -84,7 +146,13 @@ impl Service {
         if kind_name.is_empty() {
             p.push("kind", "required");
         } else if kind.is_none() {
-            p.push("kind", format!("unknown kind {kind_name:?} (known: {})", self.kinds.names().join(", ")));
+            p.push(
+                "kind",
+                format!(
+                    "unknown kind {kind_name:?} (known: {})",
+                    self.kinds.names().join(", ")
+                ),
+            );
         }
         let now = self.clock.now();
         let trigger = parse_trigger(input.trigger, &mut p);
@@ -98,7 +166,15 @@ impl Service {
             }
         }
         let spec = kind.as_ref().map(|k| k.spec());
-        let mut params = self.build_params(caller, env, id, input.params.unwrap_or_default(), spec, old, &mut p)?;
+        let mut params = self.build_params(
+            caller,
+            env,
+            id,
+            input.params.unwrap_or_default(),
+            spec,
+            old,
+            &mut p,
+        )?;
         if !integration {
             // Below integration the chain stays as stored, unseen and unchanged.
             if let Some(chain) = old.and_then(|o| o.param(TASK_CHAIN_PARAM)) {
@@ -114,14 +190,23 @@ impl Service {
             backoff_seconds: retry.backoff_seconds.unwrap_or(30),
         };
         if !(1..=MAX_ATTEMPTS).contains(&retry.max_attempts) {
-            p.push("retry.max_attempts", format!("between 1 and {MAX_ATTEMPTS}"));
+            p.push(
+                "retry.max_attempts",
+                format!("between 1 and {MAX_ATTEMPTS}"),
+            );
         }
         if retry.backoff_seconds > MAX_BACKOFF_SECONDS {
-            p.push("retry.backoff_seconds", format!("at most {MAX_BACKOFF_SECONDS}"));
+            p.push(
+                "retry.backoff_seconds",
+                format!("at most {MAX_BACKOFF_SECONDS}"),
+            );
         }
         let timeout_seconds = input.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
         if !(1..=MAX_TIMEOUT_SECONDS).contains(&timeout_seconds) {
-            p.push("timeout_seconds", format!("between 1 and {MAX_TIMEOUT_SECONDS}"));
+            p.push(
+                "timeout_seconds",
+                format!("between 1 and {MAX_TIMEOUT_SECONDS}"),
+            );
         }
         p.into_result()?;
         let trigger = trigger.unwrap_or(Trigger::Manual);
@@ -168,34 +253,61 @@ impl Service {
         for (i, row) in rows.into_iter().enumerate() {
             let field = format!("params[{i}]");
             if !is_valid_param_name(&row.name) {
-                p.push(format!("{field}.name"), "a parameter name is 1–128 printable characters without spaces or @");
+                p.push(
+                    format!("{field}.name"),
+                    "a parameter name is 1–128 printable characters without spaces or @",
+                );
                 continue;
             }
             if !seen.insert(row.name.clone()) {
-                p.push(format!("{field}.name"), format!("duplicate parameter {:?}", row.name));
+                p.push(
+                    format!("{field}.name"),
+                    format!("duplicate parameter {:?}", row.name),
+                );
                 continue;
             }
             if row.name == TASK_CHAIN_PARAM && !integration {
-                return Err(ServiceError::Forbidden(format!("{TASK_CHAIN_PARAM} needs the integration role")));
+                return Err(ServiceError::Forbidden(format!(
+                    "{TASK_CHAIN_PARAM} needs the integration role"
+                )));
             }
-            let secret = row.encrypt || spec.and_then(|s| s.param(&row.name)).is_some_and(|d| d.secret);
+            let secret = row.encrypt
+                || spec
+                    .and_then(|s| s.param(&row.name))
+                    .is_some_and(|d| d.secret);
             let value = match (secret, row.value) {
                 (true, Some(text)) => {
                     if !integration {
-                        return Err(ServiceError::Forbidden("setting an encrypted value needs the integration role".into()));
+                        return Err(ServiceError::Forbidden(
+                            "setting an encrypted value needs the integration role".into(),
+                        ));
                     }
-                    let place = Place { env: &env.id, record: format!("schedule:{id}"), name: &row.name };
-                    ParamValue::Sealed(self.keyring.seal(&place, &text).map_err(|e| ServiceError::Internal(e.to_string()))?)
+                    let place = Place {
+                        env: &env.id,
+                        record: format!("schedule:{id}"),
+                        name: &row.name,
+                    };
+                    ParamValue::Sealed(
+                        self.keyring
+                            .seal(&place, &text)
+                            .map_err(|e| ServiceError::Internal(e.to_string()))?,
+                    )
                 }
                 (true, None) => match old.and_then(|o| o.param(&row.name)).map(|o| &o.value) {
                     Some(v @ ParamValue::Sealed(_)) => v.clone(),
                     _ => {
-                        p.push(format!("{field}.value"), "no stored value to keep: give a value");
+                        p.push(
+                            format!("{field}.value"),
+                            "no stored value to keep: give a value",
+                        );
                         continue;
                     }
                 },
                 (false, None) => {
-                    p.push(format!("{field}.value"), "a value is required (null keeps only encrypted values)");
+                    p.push(
+                        format!("{field}.value"),
+                        "a value is required (null keeps only encrypted values)",
+                    );
                     continue;
                 }
                 (false, Some(text)) => {
@@ -205,12 +317,19 @@ impl Service {
                     ParamValue::Plain(text)
                 }
             };
-            out.push(ScheduleParam { name: row.name, value, locked: row.locked });
+            out.push(ScheduleParam {
+                name: row.name,
+                value,
+                locked: row.locked,
+            });
         }
         Ok(out)
     }
 
-    pub fn trigger_preview(&self, trigger: Option<serde_json::Value>) -> Result<(String, Vec<String>), ServiceError> {
+    pub fn trigger_preview(
+        &self,
+        trigger: Option<serde_json::Value>,
+    ) -> Result<(String, Vec<String>), ServiceError> {
         let mut p = Problems::new();
         let t = parse_trigger(trigger, &mut p);
         if let Some(t) = &t {
@@ -218,7 +337,11 @@ impl Service {
         }
         p.into_result()?;
         let t = t.unwrap_or(Trigger::Manual);
-        let next = t.upcoming(self.clock.now(), "UTC", 5).into_iter().map(crate::domain::format_time).collect();
+        let next = t
+            .upcoming(self.clock.now(), "UTC", 5)
+            .into_iter()
+            .map(crate::domain::format_time)
+            .collect();
         Ok((t.describe(), next))
     }
 }
@@ -253,7 +376,13 @@ fn check_own_tokens(value: &str, field: &str, p: &mut Problems) {
 }
 
 /// The kind's format checks and, for a schedule that fires on its own, its required values.
-fn check_kind_params(kind: &dyn crate::tasks::TaskKind, spec: &KindSpec, params: &[ScheduleParam], trigger: Option<&Trigger>, p: &mut Problems) {
+fn check_kind_params(
+    kind: &dyn crate::tasks::TaskKind,
+    spec: &KindSpec,
+    params: &[ScheduleParam],
+    trigger: Option<&Trigger>,
+    p: &mut Problems,
+) {
     let mut plain: HashMap<&str, &str> = HashMap::new();
     let mut fields = HashMap::new();
     for (i, sp) in params.iter().enumerate() {
@@ -264,17 +393,30 @@ fn check_kind_params(kind: &dyn crate::tasks::TaskKind, spec: &KindSpec, params:
             }
         }
     }
-    kind.validate(&plain, &mut ParamProblems { problems: p, fields });
+    kind.validate(
+        &plain,
+        &mut ParamProblems {
+            problems: p,
+            fields,
+        },
+    );
     if trigger.is_some_and(Trigger::fires_on_its_own) {
         for req in spec.params.iter().filter(|r| r.required) {
             let set = params.iter().any(|sp| {
-                sp.name == req.name && match &sp.value {
-                    ParamValue::Plain(v) => !v.is_empty(),
-                    ParamValue::Sealed(_) => true,
-                }
+                sp.name == req.name
+                    && match &sp.value {
+                        ParamValue::Plain(v) => !v.is_empty(),
+                        ParamValue::Sealed(_) => true,
+                    }
             });
             if !set {
-                p.push("params", format!("{} is required for a schedule that fires on its own", req.name));
+                p.push(
+                    "params",
+                    format!(
+                        "{} is required for a schedule that fires on its own",
+                        req.name
+                    ),
+                );
             }
         }
     }

@@ -7,7 +7,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::run::{ChainError, RunParam};
-use crate::domain::{format_time, CatchUp, Overlap, ParamValue, RetryPolicy, Run, RunRef, Schedule, ScheduleParam, Trigger, TASK_CHAIN_PARAM};
+use crate::domain::{
+    format_time, CatchUp, Overlap, ParamValue, RetryPolicy, Run, RunRef, Schedule, ScheduleParam,
+    Trigger, TASK_CHAIN_PARAM,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ParamView {
@@ -21,8 +24,20 @@ pub struct ParamView {
 
 fn param_view(name: &str, value: &ParamValue, locked: bool) -> ParamView {
     match value {
-        ParamValue::Plain(v) => ParamView { name: name.to_string(), value: Some(v.clone()), encrypt: false, locked, is_set: None },
-        ParamValue::Sealed(_) => ParamView { name: name.to_string(), value: None, encrypt: true, locked, is_set: Some(true) },
+        ParamValue::Plain(v) => ParamView {
+            name: name.to_string(),
+            value: Some(v.clone()),
+            encrypt: false,
+            locked,
+            is_set: None,
+        },
+        ParamValue::Sealed(_) => ParamView {
+            name: name.to_string(),
+            value: None,
+            encrypt: true,
+            locked,
+            is_set: Some(true),
+        },
     }
 }
 
@@ -57,7 +72,12 @@ impl ScheduleView {
             kind: s.kind.clone(),
             enabled: s.enabled,
             trigger: s.trigger.clone(),
-            params: s.params.iter().filter(visible).map(|p| param_view(&p.name, &p.value, p.locked)).collect(),
+            params: s
+                .params
+                .iter()
+                .filter(visible)
+                .map(|p| param_view(&p.name, &p.value, p.locked))
+                .collect(),
             retry: s.retry,
             timeout_seconds: s.timeout_seconds,
             overlap: s.overlap,
@@ -129,7 +149,12 @@ impl RunView {
             started_at: r.started_at.map(format_time),
             finished_at: r.finished_at.map(format_time),
             acting_user: r.acting_user.clone(),
-            params: r.params.iter().filter(visible).map(|p| param_view(&p.name, &p.value, false)).collect(),
+            params: r
+                .params
+                .iter()
+                .filter(visible)
+                .map(|p| param_view(&p.name, &p.value, false))
+                .collect(),
             outputs: r.outputs.clone(),
             error: r.error.clone(),
             chain: ChainView {

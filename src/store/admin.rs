@@ -22,12 +22,20 @@ pub struct AuditFilter {
 
 impl Store {
     /// Creates an environment with its first data key, in one transaction.
-    pub fn create_environment(&self, env: &Environment, key: &WrappedKey, audit: &AuditEntry) -> Result<(), StoreError> {
+    pub fn create_environment(
+        &self,
+        env: &Environment,
+        key: &WrappedKey,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut envs = txn.open_table(ENVIRONMENTS)?;
             if envs.get(env.id.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("environment {:?} already exists", env.id)));
+                return Err(StoreError::Conflict(format!(
+                    "environment {:?} already exists",
+                    env.id
+                )));
             }
             envs.insert(env.id.as_str(), encode(env).as_slice())?;
             txn.open_table(DATA_KEYS)?
@@ -38,7 +46,11 @@ impl Store {
         Ok(())
     }
 
-    pub fn update_environment(&self, env: &Environment, audit: &AuditEntry) -> Result<(), StoreError> {
+    pub fn update_environment(
+        &self,
+        env: &Environment,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut envs = txn.open_table(ENVIRONMENTS)?;
@@ -55,7 +67,9 @@ impl Store {
     pub fn environment(&self, id: &str) -> Result<Option<Environment>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(ENVIRONMENTS)?;
-        t.get(id)?.map(|v| decode("environment", v.value())).transpose()
+        t.get(id)?
+            .map(|v| decode("environment", v.value()))
+            .transpose()
     }
 
     pub fn environments(&self) -> Result<Vec<Environment>, StoreError> {
@@ -82,7 +96,11 @@ impl Store {
 
     /// Stores new or re-wrapped data keys, and applies `resealed` in the same transaction so
     /// that a rotation is all or nothing.
-    pub fn put_data_keys(&self, keys: &[WrappedKey], reseal: impl FnOnce(&redb::WriteTransaction) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    pub fn put_data_keys(
+        &self,
+        keys: &[WrappedKey],
+        reseal: impl FnOnce(&redb::WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(DATA_KEYS)?;
@@ -96,12 +114,20 @@ impl Store {
     }
 
     /// Inserts or replaces a user. `must_be_new` refuses an existing name (409).
-    pub fn put_user(&self, user: &User, must_be_new: bool, audit: Option<&AuditEntry>) -> Result<(), StoreError> {
+    pub fn put_user(
+        &self,
+        user: &User,
+        must_be_new: bool,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(USERS)?;
             if must_be_new && t.get(user.username.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("user {:?} already exists", user.username)));
+                return Err(StoreError::Conflict(format!(
+                    "user {:?} already exists",
+                    user.username
+                )));
             }
             t.insert(user.username.as_str(), encode(user).as_slice())?;
             if let Some(a) = audit {
@@ -115,7 +141,9 @@ impl Store {
     pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(USERS)?;
-        t.get(username)?.map(|v| decode("user", v.value())).transpose()
+        t.get(username)?
+            .map(|v| decode("user", v.value()))
+            .transpose()
     }
 
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
@@ -148,10 +176,16 @@ impl Store {
         Ok(())
     }
 
-    pub fn create_api_token(&self, hash: &[u8; 32], token: &ApiToken, audit: &AuditEntry) -> Result<(), StoreError> {
+    pub fn create_api_token(
+        &self,
+        hash: &[u8; 32],
+        token: &ApiToken,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
-            txn.open_table(API_TOKENS)?.insert(hash.as_slice(), encode(token).as_slice())?;
+            txn.open_table(API_TOKENS)?
+                .insert(hash.as_slice(), encode(token).as_slice())?;
             insert_audit(&txn, audit)?;
         }
         txn.commit()?;
@@ -162,7 +196,9 @@ impl Store {
     pub fn api_token(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(API_TOKENS)?;
-        t.get(hash.as_slice())?.map(|v| decode("api token", v.value())).transpose()
+        t.get(hash.as_slice())?
+            .map(|v| decode("api token", v.value()))
+            .transpose()
     }
 
     pub fn api_tokens_of(&self, username: &str) -> Result<Vec<ApiToken>, StoreError> {
@@ -176,12 +212,17 @@ impl Store {
                 out.push(tok);
             }
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        out.sort_by_key(|t| t.created_at);
         Ok(out)
     }
 
     /// Revokes one of `username`'s tokens by id.
-    pub fn delete_api_token(&self, username: &str, id: &str, audit: &AuditEntry) -> Result<(), StoreError> {
+    pub fn delete_api_token(
+        &self,
+        username: &str,
+        id: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(API_TOKENS)?;
@@ -232,8 +273,12 @@ impl Store {
     }
 }
 
-pub(super) fn insert_audit(txn: &redb::WriteTransaction, entry: &AuditEntry) -> Result<(), StoreError> {
-    txn.open_table(AUDIT)?.insert(entry.id.as_u128(), encode(entry).as_slice())?;
+pub(super) fn insert_audit(
+    txn: &redb::WriteTransaction,
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    txn.open_table(AUDIT)?
+        .insert(entry.id.as_u128(), encode(entry).as_slice())?;
     Ok(())
 }
 

@@ -20,9 +20,12 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 pub fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_JSON, json)) => serde_json::from_slice(json)
-            .map_err(|e| StoreError::Corrupt(format!("{what}: {e}"))),
-        Some((other, _)) => Err(StoreError::Corrupt(format!("{what}: unknown value format {other}"))),
+        Some((&FORMAT_JSON, json)) => {
+            serde_json::from_slice(json).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+        }
+        Some((other, _)) => Err(StoreError::Corrupt(format!(
+            "{what}: unknown value format {other}"
+        ))),
         None => Err(StoreError::Corrupt(format!("{what}: empty value"))),
     }
 }

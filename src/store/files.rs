@@ -33,11 +33,22 @@ pub fn is_valid_file_name(name: &str) -> bool {
 
 impl Store {
     fn file_path(&self, env: &str, name: &str, version: u32) -> PathBuf {
-        self.data_dir.join("files").join(env).join(name).join(format!("v{version}"))
+        self.data_dir
+            .join("files")
+            .join(env)
+            .join(name)
+            .join(format!("v{version}"))
     }
 
     /// Writes a new version of `name` (fsynced before its row commits), returning its row.
-    pub fn write_file(&self, env: &str, name: &str, bytes: &[u8], run_id: Option<Uuid>, at: DateTime<Utc>) -> Result<FileMeta, StoreError> {
+    pub fn write_file(
+        &self,
+        env: &str,
+        name: &str,
+        bytes: &[u8],
+        run_id: Option<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<FileMeta, StoreError> {
         use sha2::Digest;
         if !is_valid_file_name(name) {
             return Err(StoreError::Conflict(format!("invalid file name {name:?}")));
@@ -73,7 +84,9 @@ impl Store {
     pub fn file(&self, env: &str, name: &str) -> Result<Option<FileMeta>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(FILES)?;
-        t.get((env, name))?.map(|v| decode("file", v.value())).transpose()
+        t.get((env, name))?
+            .map(|v| decode("file", v.value()))
+            .transpose()
     }
 
     pub fn files_of(&self, env: &str) -> Result<Vec<FileMeta>, StoreError> {
@@ -91,7 +104,11 @@ impl Store {
     }
 
     pub fn read_file(&self, meta: &FileMeta) -> Result<Vec<u8>, StoreError> {
-        Ok(std::fs::read(self.file_path(&meta.env, &meta.name, meta.version))?)
+        Ok(std::fs::read(self.file_path(
+            &meta.env,
+            &meta.name,
+            meta.version,
+        ))?)
     }
 }
 

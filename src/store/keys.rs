@@ -15,7 +15,12 @@ pub type Resealer<'a> = &'a dyn Fn(&str, &str, &str, &SealedValue) -> Result<Sea
 impl Store {
     /// Stores `keys`, replaces the master check when given, and passes every sealed value
     /// through `reseal` when given. Returns how many values were re-sealed.
-    pub fn rotate_keys(&self, keys: &[WrappedKey], master_check: Option<&[u8]>, reseal: Option<Resealer<'_>>) -> Result<usize, StoreError> {
+    pub fn rotate_keys(
+        &self,
+        keys: &[WrappedKey],
+        master_check: Option<&[u8]>,
+        reseal: Option<Resealer<'_>>,
+    ) -> Result<usize, StoreError> {
         let txn = self.db.begin_write()?;
         let mut count = 0;
         {
@@ -36,15 +41,25 @@ impl Store {
     }
 }
 
-fn reseal_value(v: &mut ParamValue, env: &str, record: &str, name: &str, reseal: Resealer<'_>) -> Result<bool, StoreError> {
+fn reseal_value(
+    v: &mut ParamValue,
+    env: &str,
+    record: &str,
+    name: &str,
+    reseal: Resealer<'_>,
+) -> Result<bool, StoreError> {
     if let ParamValue::Sealed(s) = v {
-        *s = reseal(env, record, name, s).map_err(|e| StoreError::Corrupt(format!("{record} {name}: {e}")))?;
+        *s = reseal(env, record, name, s)
+            .map_err(|e| StoreError::Corrupt(format!("{record} {name}: {e}")))?;
         return Ok(true);
     }
     Ok(false)
 }
 
-fn reseal_schedules(txn: &redb::WriteTransaction, reseal: Resealer<'_>) -> Result<usize, StoreError> {
+fn reseal_schedules(
+    txn: &redb::WriteTransaction,
+    reseal: Resealer<'_>,
+) -> Result<usize, StoreError> {
     let mut t = txn.open_table(SCHEDULES)?;
     let mut changed = Vec::new();
     for row in t.iter()? {
@@ -53,7 +68,13 @@ fn reseal_schedules(txn: &redb::WriteTransaction, reseal: Resealer<'_>) -> Resul
         let record = format!("schedule:{}", s.id);
         let mut n = 0;
         for p in &mut s.params {
-            n += usize::from(reseal_value(&mut p.value, &s.env, &record, &p.name, reseal)?);
+            n += usize::from(reseal_value(
+                &mut p.value,
+                &s.env,
+                &record,
+                &p.name,
+                reseal,
+            )?);
         }
         if n > 0 {
             changed.push((k.value(), s, n));
@@ -76,7 +97,13 @@ fn reseal_runs(txn: &redb::WriteTransaction, reseal: Resealer<'_>) -> Result<usi
         let record = format!("run:{}", r.id);
         let mut n = 0;
         for p in &mut r.params {
-            n += usize::from(reseal_value(&mut p.value, &r.env, &record, &p.name, reseal)?);
+            n += usize::from(reseal_value(
+                &mut p.value,
+                &r.env,
+                &record,
+                &p.name,
+                reseal,
+            )?);
         }
         if n > 0 {
             changed.push((k.value(), r, n));

@@ -9,7 +9,9 @@ use super::StoreError;
 /// The schema this binary writes. Add a step to `upgrade` when it grows.
 pub const SCHEMA_VERSION: u32 = 1;
 
-fn stored_version(t: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<u32>, StoreError> {
+fn stored_version(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Option<u32>, StoreError> {
     match t.get("schema_version")? {
         None => Ok(None),
         Some(v) => {
@@ -41,9 +43,10 @@ pub fn check_version(db: &Database) -> Result<(), StoreError> {
         Err(e) => return Err(e.into()),
     };
     match stored_version(&t)? {
-        Some(found) if found > SCHEMA_VERSION => {
-            Err(StoreError::NewerSchema { found, supported: SCHEMA_VERSION })
-        }
+        Some(found) if found > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        }),
         _ => Ok(()),
     }
 }

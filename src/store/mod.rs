@@ -72,7 +72,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("data_dir", &self.data_dir).finish()
+        f.debug_struct("Store")
+            .field("data_dir", &self.data_dir)
+            .finish()
     }
 }
 
@@ -91,7 +93,11 @@ impl Store {
             migrate::upgrade(&txn)?;
             txn.commit()?;
         }
-        Ok(Store { db, data_dir: data_dir.to_path_buf(), epoch: 0 })
+        Ok(Store {
+            db,
+            data_dir: data_dir.to_path_buf(),
+            epoch: 0,
+        })
     }
 
     /// Migrates an older schema and starts a new process epoch.
@@ -139,17 +145,26 @@ impl Store {
 }
 
 fn open_db(path: &Path) -> Result<Database, StoreError> {
-    let result = if path.exists() { Database::open(path) } else { Database::create(path) };
+    let result = if path.exists() {
+        Database::open(path)
+    } else {
+        Database::create(path)
+    };
     result.map_err(|e| match e {
         redb::DatabaseError::DatabaseAlreadyOpen => {
             StoreError::InUse(path.parent().unwrap_or(path).display().to_string())
         }
-        redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => StoreError::Corrupt(msg),
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => {
+            StoreError::Corrupt(msg)
+        }
         other => StoreError::Corrupt(format!("{}: {other}", path.display())),
     })
 }
 
-fn read_u64(meta: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<Option<u64>, StoreError> {
+fn read_u64(
+    meta: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<u64>, StoreError> {
     match meta.get(key)? {
         None => Ok(None),
         Some(v) => {

@@ -10,9 +10,12 @@ use uuid::Uuid;
 
 use super::codec::{decode, encode};
 use super::schedules::write_schedule;
-use super::tables::{IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_CHILDREN, RUN_LOGS, SCHEDULES};
+use super::tables::{
+    IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_CHILDREN, RUN_LOGS,
+    SCHEDULES,
+};
 use super::{id_key, Store, StoreError};
-use crate::domain::run::ChainError;
+use crate::domain::run::{ChainError, NewLogLine};
 use crate::domain::{LogLine, Run, RunState, Schedule};
 
 /// How long an `Idempotency-Key` answers with its first run.
@@ -60,7 +63,7 @@ pub struct Completion {
     pub at: DateTime<Utc>,
     /// Another attempt follows at this time: the run goes back to `queued`.
     pub retry_at: Option<DateTime<Utc>>,
-    pub logs: Vec<(DateTime<Utc>, String, String)>,
+    pub logs: Vec<NewLogLine>,
     /// Runs this completion starts (chain hops), committed with it.
     pub started: Vec<Run>,
     pub chain_errors: Vec<ChainError>,
@@ -70,11 +73,21 @@ pub struct Completion {
 pub enum RunOp {
     Enqueue(Box<Enqueue>),
     /// Starts the next attempt of a queued run: the attempt count is durable before it runs.
-    Claim { run_id: Uuid, at: DateTime<Utc>, epoch: u64 },
+    Claim {
+        run_id: Uuid,
+        at: DateTime<Utc>,
+        epoch: u64,
+    },
     Complete(Box<Completion>),
-    AppendLog { run_id: Uuid, lines: Vec<(DateTime<Utc>, String, String)> },
+    AppendLog {
+        run_id: Uuid,
+        lines: Vec<NewLogLine>,
+    },
     /// A queued run becomes `cancelled` at once.
-    CancelQueued { run_id: Uuid, at: DateTime<Utc> },
+    CancelQueued {
+        run_id: Uuid,
+        at: DateTime<Utc>,
+    },
     /// A due time dropped (overlap `skip`, catch-up `skip`).
     Advance(Fire),
 }
@@ -142,7 +155,8 @@ impl<'t> RunTables<'t> {
             }
             self.by_state.insert((code, key), ())?;
             self.by_env.insert((run.env.as_str(), key), code)?;
-            self.by_schedule.insert((id_key(run.schedule_id), key), code)?;
+            self.by_schedule
+                .insert((id_key(run.schedule_id), key), code)?;
         }
         Ok(())
     }
@@ -150,24 +164,29 @@ impl<'t> RunTables<'t> {
     fn insert_new(&mut self, run: &Run) -> Result<(), StoreError> {
         self.put(run, None)?;
         if let Some(parent) = &run.parent {
-            self.children.insert((id_key(parent.id), id_key(run.id)), ())?;
+            self.children
+                .insert((id_key(parent.id), id_key(run.id)), ())?;
         }
         Ok(())
     }
 
-    fn append_logs(&mut self, run_id: Uuid, lines: &[(DateTime<Utc>, String, String)]) -> Result<(), StoreError> {
+    fn append_logs(&mut self, run_id: Uuid, lines: &[NewLogLine]) -> Result<(), StoreError> {
         if lines.is_empty() {
             return Ok(());
         }
         let key = id_key(run_id);
-        let mut seq = match self.logs.range((key, 0)..=(key, u32::MAX))?.next_back() {
+        let first = match self.logs.range((key, 0)..=(key, u32::MAX))?.next_back() {
             Some(row) => row?.0.value().1 + 1,
             None => 1,
         };
-        for (at, stream, text) in lines {
-            let line = LogLine { seq, at: *at, stream: stream.clone(), text: text.clone() };
+        for (seq, (at, stream, text)) in (first..).zip(lines) {
+            let line = LogLine {
+                seq,
+                at: *at,
+                stream: stream.clone(),
+                text: text.clone(),
+            };
             self.logs.insert((key, seq), encode(&line).as_slice())?;
-            seq += 1;
         }
         Ok(())
     }
@@ -176,7 +195,10 @@ impl<'t> RunTables<'t> {
 impl Store {
     /// Applies a batch of run operations in one write transaction and one commit. Each op
     /// checks before it writes, so one refused op leaves the others to commit.
-    pub fn apply(&self, ops: &[RunOp]) -> Result<Vec<Result<RunOpOutcome, StoreError>>, StoreError> {
+    pub fn apply(
+        &self,
+        ops: &[RunOp],
+    ) -> Result<Vec<Result<RunOpOutcome, StoreError>>, StoreError> {
         let txn = self.db.begin_write()?;
         let mut results = Vec::with_capacity(ops.len());
         {
@@ -192,7 +214,9 @@ impl Store {
     pub fn run(&self, id: Uuid) -> Result<Option<Run>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(RUNS)?;
-        t.get(id_key(id))?.map(|v| decode("run", v.value())).transpose()
+        t.get(id_key(id))?
+            .map(|v| decode("run", v.value()))
+            .transpose()
     }
 
     /// Runs in one state, oldest first (start-up recovery).
@@ -217,8 +241,14 @@ impl Store {
         let t = txn.open_table(RUNS)?;
         let upper = f.before.map_or(u128::MAX, |b| b.as_u128());
         // Ids are UUIDv7: their millisecond prefix bounds the scan from below for `since`.
-        let lower = f.since.map_or(0u128, |s| u128::from(s.timestamp_millis().max(0) as u64) << 80);
-        let wanted = |code: u8| f.states.as_ref().is_none_or(|s| s.iter().any(|st| st.code() == code));
+        let lower = f.since.map_or(0u128, |s| {
+            u128::from(s.timestamp_millis().max(0) as u64) << 80
+        });
+        let wanted = |code: u8| {
+            f.states
+                .as_ref()
+                .is_none_or(|s| s.iter().any(|st| st.code() == code))
+        };
         let mut out = Vec::new();
         let mut take = |id: u128, code: u8| -> Result<bool, StoreError> {
             if !wanted(code) {
@@ -226,7 +256,10 @@ impl Store {
             }
             let Some(v) = t.get(id)? else { return Ok(true) };
             let run: Run = decode("run", v.value())?;
-            if run.env != env || f.since.is_some_and(|s| run.queued_at < s) || f.until.is_some_and(|u| run.queued_at >= u) {
+            if run.env != env
+                || f.since.is_some_and(|s| run.queued_at < s)
+                || f.until.is_some_and(|u| run.queued_at >= u)
+            {
                 return Ok(true);
             }
             out.push(run);
@@ -279,13 +312,20 @@ impl Store {
     }
 }
 
-fn apply_one(txn: &redb::WriteTransaction, t: &mut RunTables<'_>, op: &RunOp) -> Result<RunOpOutcome, StoreError> {
+fn apply_one(
+    txn: &redb::WriteTransaction,
+    t: &mut RunTables<'_>,
+    op: &RunOp,
+) -> Result<RunOpOutcome, StoreError> {
     match op {
         RunOp::Enqueue(e) => enqueue(txn, t, e),
         RunOp::Claim { run_id, at, epoch } => {
             let mut run = t.get(*run_id)?;
             if run.state != RunState::Queued {
-                return Err(StoreError::Conflict(format!("run {run_id} is {}, not queued", run.state.as_str())));
+                return Err(StoreError::Conflict(format!(
+                    "run {run_id} is {}, not queued",
+                    run.state.as_str()
+                )));
             }
             run.state = RunState::Running;
             run.attempts += 1;
@@ -303,7 +343,10 @@ fn apply_one(txn: &redb::WriteTransaction, t: &mut RunTables<'_>, op: &RunOp) ->
         RunOp::CancelQueued { run_id, at } => {
             let mut run = t.get(*run_id)?;
             if run.state != RunState::Queued {
-                return Err(StoreError::Conflict(format!("run {run_id} is {}", run.state.as_str())));
+                return Err(StoreError::Conflict(format!(
+                    "run {run_id} is {}",
+                    run.state.as_str()
+                )));
             }
             run.state = RunState::Cancelled;
             run.finished_at = Some(*at);
@@ -317,7 +360,11 @@ fn apply_one(txn: &redb::WriteTransaction, t: &mut RunTables<'_>, op: &RunOp) ->
     }
 }
 
-fn enqueue(txn: &redb::WriteTransaction, t: &mut RunTables<'_>, e: &Enqueue) -> Result<RunOpOutcome, StoreError> {
+fn enqueue(
+    txn: &redb::WriteTransaction,
+    t: &mut RunTables<'_>,
+    e: &Enqueue,
+) -> Result<RunOpOutcome, StoreError> {
     if let Some(idem) = &e.idempotency {
         let mut table = txn.open_table(IDEMPOTENCY)?;
         let key = (id_key(e.run.schedule_id), idem.key.as_str());
@@ -332,7 +379,11 @@ fn enqueue(txn: &redb::WriteTransaction, t: &mut RunTables<'_>, e: &Enqueue) -> 
                 return Ok(RunOpOutcome::Replayed(rec.run_id));
             }
         }
-        let rec = IdempotencyRecord { run_id: e.run.id, body_hash: idem.body_hash.clone(), at: e.run.queued_at };
+        let rec = IdempotencyRecord {
+            run_id: e.run.id,
+            body_hash: idem.body_hash.clone(),
+            at: e.run.queued_at,
+        };
         table.insert(key, encode(&rec).as_slice())?;
     }
     if let Some(fire) = &e.fire {
@@ -345,7 +396,11 @@ fn enqueue(txn: &redb::WriteTransaction, t: &mut RunTables<'_>, e: &Enqueue) -> 
 fn complete(t: &mut RunTables<'_>, c: &Completion) -> Result<RunOpOutcome, StoreError> {
     let mut run = t.get(c.run_id)?;
     if run.state != RunState::Running {
-        return Err(StoreError::Conflict(format!("run {} is {}, not running", c.run_id, run.state.as_str())));
+        return Err(StoreError::Conflict(format!(
+            "run {} is {}, not running",
+            c.run_id,
+            run.state.as_str()
+        )));
     }
     t.append_logs(c.run_id, &c.logs)?;
     run.error = c.error.clone();

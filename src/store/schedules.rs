@@ -22,7 +22,9 @@ impl Store {
     pub fn schedule(&self, id: Uuid) -> Result<Option<Schedule>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(SCHEDULES)?;
-        t.get(id_key(id))?.map(|v| decode("schedule", v.value())).transpose()
+        t.get(id_key(id))?
+            .map(|v| decode("schedule", v.value()))
+            .transpose()
     }
 
     /// An environment's schedules, oldest first.
@@ -65,9 +67,11 @@ impl Store {
                 Some(v) => decode("schedule", v.value())?,
                 None => return Err(StoreError::NotFound(format!("schedule {id}"))),
             };
-            txn.open_table(SCHEDULES_BY_ENV)?.remove((old.env.as_str(), id_key(id)))?;
+            txn.open_table(SCHEDULES_BY_ENV)?
+                .remove((old.env.as_str(), id_key(id)))?;
             if let Some(due) = old.next_fire_at {
-                txn.open_table(DUE)?.remove((due.timestamp_millis(), id_key(id)))?;
+                txn.open_table(DUE)?
+                    .remove((due.timestamp_millis(), id_key(id)))?;
             }
             insert_audit(&txn, audit)?;
         }
@@ -77,7 +81,10 @@ impl Store {
 }
 
 /// Writes a schedule and moves its due-queue entry, inside a caller's transaction.
-pub(super) fn write_schedule(txn: &redb::WriteTransaction, schedule: &Schedule) -> Result<(), StoreError> {
+pub(super) fn write_schedule(
+    txn: &redb::WriteTransaction,
+    schedule: &Schedule,
+) -> Result<(), StoreError> {
     let key = id_key(schedule.id);
     let mut t = txn.open_table(SCHEDULES)?;
     let mut due = txn.open_table(DUE)?;
@@ -91,6 +98,7 @@ pub(super) fn write_schedule(txn: &redb::WriteTransaction, schedule: &Schedule) 
         due.insert((at.timestamp_millis(), key), ())?;
     }
     t.insert(key, encode(schedule).as_slice())?;
-    txn.open_table(SCHEDULES_BY_ENV)?.insert((schedule.env.as_str(), key), ())?;
+    txn.open_table(SCHEDULES_BY_ENV)?
+        .insert((schedule.env.as_str(), key), ())?;
     Ok(())
 }

@@ -22,7 +22,8 @@ pub const API_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("api_
 /// schedule id → Schedule
 pub const SCHEDULES: TableDefinition<u128, &[u8]> = TableDefinition::new("schedules");
 /// (env, schedule id) → ()
-pub const SCHEDULES_BY_ENV: TableDefinition<(&str, u128), ()> = TableDefinition::new("schedules_by_env");
+pub const SCHEDULES_BY_ENV: TableDefinition<(&str, u128), ()> =
+    TableDefinition::new("schedules_by_env");
 /// (due time in Unix ms, schedule id) → (): the scheduler's due queue.
 pub const DUE: TableDefinition<(i64, u128), ()> = TableDefinition::new("due");
 
@@ -31,7 +32,8 @@ pub const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
 /// (env, run id) → state code: an environment's history, newest last.
 pub const RUNS_BY_ENV: TableDefinition<(&str, u128), u8> = TableDefinition::new("runs_by_env");
 /// (schedule id, run id) → state code: a schedule's runs.
-pub const RUNS_BY_SCHEDULE: TableDefinition<(u128, u128), u8> = TableDefinition::new("runs_by_schedule");
+pub const RUNS_BY_SCHEDULE: TableDefinition<(u128, u128), u8> =
+    TableDefinition::new("runs_by_schedule");
 /// (state code, run id) → (): runs by state (start-up finds queued and running ones here).
 pub const RUNS_BY_STATE: TableDefinition<(u8, u128), ()> = TableDefinition::new("runs_by_state");
 /// (parent run id, child run id) → (): lineage, parent → children.

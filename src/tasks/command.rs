@@ -6,7 +6,10 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use super::{cap_text, parse_bool, KindSpec, Outputs, ParamProblems, ParamSpec, TaskContext, TaskError, TaskKind, OUTPUT_CAP};
+use super::{
+    cap_text, parse_bool, KindSpec, Outputs, ParamProblems, ParamSpec, TaskContext, TaskError,
+    TaskKind, OUTPUT_CAP,
+};
 
 /// Runs a program from the operator's allowlist, never through a shell, with a clean
 /// environment (so Baton's own variables, the master key among them, never reach it).
@@ -15,17 +18,53 @@ pub struct Command;
 static SPEC: KindSpec = KindSpec {
     name: "command",
     params: &[
-        ParamSpec { name: "Program", required: true, secret: false, default: None, description: "Absolute path of a program on the --allow-command list", example: "/usr/bin/env" },
-        ParamSpec { name: "Args", required: false, secret: false, default: Some("[]"), description: "A JSON array of strings", example: "[\"--date\", \"@DATE@\"]" },
-        ParamSpec { name: "WorkingDir", required: false, secret: false, default: Some(""), description: "Directory to run in", example: "/tmp" },
-        ParamSpec { name: "Env", required: false, secret: false, default: Some(""), description: "Lines of K=V", example: "LANG=C" },
-        ParamSpec { name: "SaveStdout", required: false, secret: false, default: Some("false"), description: "Store stdout in the file store (FileName output)", example: "true" },
+        ParamSpec {
+            name: "Program",
+            required: true,
+            secret: false,
+            default: None,
+            description: "Absolute path of a program on the --allow-command list",
+            example: "/usr/bin/env",
+        },
+        ParamSpec {
+            name: "Args",
+            required: false,
+            secret: false,
+            default: Some("[]"),
+            description: "A JSON array of strings",
+            example: "[\"--date\", \"@DATE@\"]",
+        },
+        ParamSpec {
+            name: "WorkingDir",
+            required: false,
+            secret: false,
+            default: Some(""),
+            description: "Directory to run in",
+            example: "/tmp",
+        },
+        ParamSpec {
+            name: "Env",
+            required: false,
+            secret: false,
+            default: Some(""),
+            description: "Lines of K=V",
+            example: "LANG=C",
+        },
+        ParamSpec {
+            name: "SaveStdout",
+            required: false,
+            secret: false,
+            default: Some("false"),
+            description: "Store stdout in the file store (FileName output)",
+            example: "true",
+        },
     ],
     outputs: &["ExitCode", "Stdout", "FileName"],
 };
 
 fn parse_args(v: &str) -> Result<Vec<String>, String> {
-    serde_json::from_str::<Vec<String>>(v).map_err(|_| "Args must be a JSON array of strings".to_string())
+    serde_json::from_str::<Vec<String>>(v)
+        .map_err(|_| "Args must be a JSON array of strings".to_string())
 }
 
 fn parse_env(v: &str) -> Result<Vec<(String, String)>, String> {
@@ -70,7 +109,12 @@ impl TaskKind for Command {
 
 async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
     let program = ctx.required("Program")?;
-    if !ctx.settings.allowed_commands.iter().any(|a| a == Path::new(&program)) {
+    if !ctx
+        .settings
+        .allowed_commands
+        .iter()
+        .any(|a| a == Path::new(&program))
+    {
         return Err(TaskError::Abort(format!(
             "{program} is not on the allowlist (start baton with --allow-command {program})"
         )));
@@ -92,11 +136,22 @@ async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
     if !dir.is_empty() {
         cmd.current_dir(dir);
     }
-    let mut child = cmd.spawn().map_err(|e| TaskError::Abort(format!("cannot start {program}: {e}")))?;
-    ctx.info(format!("started {program} (pid {})", child.id().unwrap_or(0)));
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| TaskError::Abort(format!("cannot start {program}: {e}")))?;
+    ctx.info(format!(
+        "started {program} (pid {})",
+        child.id().unwrap_or(0)
+    ));
     let pgid = child.id();
-    let mut stdout = child.stdout.take().ok_or_else(|| TaskError::Abort("no stdout".into()))?;
-    let stderr = child.stderr.take().ok_or_else(|| TaskError::Abort("no stderr".into()))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| TaskError::Abort("no stdout".into()))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| TaskError::Abort("no stderr".into()))?;
     let read_out = async {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 8192];
@@ -104,7 +159,9 @@ async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
             match stdout.read(&mut chunk).await {
                 Ok(0) | Err(_) => break,
                 // Keep reading past the cap so the child never blocks on a full pipe.
-                Ok(n) => buf.extend_from_slice(&chunk[..n.min((OUTPUT_CAP * 16).saturating_sub(buf.len()))]),
+                Ok(n) => buf.extend_from_slice(
+                    &chunk[..n.min((OUTPUT_CAP * 16).saturating_sub(buf.len()))],
+                ),
             }
         }
         buf
@@ -115,7 +172,8 @@ async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
         while let Ok(Some(line)) = lines.next_line().await {
             if logged < OUTPUT_CAP {
                 logged += line.len();
-                ctx.log.push(ctx.clock.now(), "stderr", cap_text(line, 4096));
+                ctx.log
+                    .push(ctx.clock.now(), "stderr", cap_text(line, 4096));
             }
         }
     };
@@ -127,12 +185,18 @@ async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
             return Err(TaskError::Stopped);
         }
     };
-    let status = status.map_err(|e| TaskError::Retry(format!("waiting for {program} failed: {e}")))?;
-    let code = status.code().map_or_else(|| "signal".to_string(), |c| c.to_string());
+    let status =
+        status.map_err(|e| TaskError::Retry(format!("waiting for {program} failed: {e}")))?;
+    let code = status
+        .code()
+        .map_or_else(|| "signal".to_string(), |c| c.to_string());
     ctx.info(format!("exited with {code}"));
     let mut outputs = Outputs::new();
     outputs.insert("ExitCode".into(), code.clone());
-    outputs.insert("Stdout".into(), cap_text(String::from_utf8_lossy(&out).into_owned(), OUTPUT_CAP));
+    outputs.insert(
+        "Stdout".into(),
+        cap_text(String::from_utf8_lossy(&out).into_owned(), OUTPUT_CAP),
+    );
     if save {
         let name = format!("stdout-{}.txt", ctx.run_id);
         ctx.store

@@ -14,11 +14,47 @@ pub struct FileExport;
 static SPEC: KindSpec = KindSpec {
     name: "file-export",
     params: &[
-        ParamSpec { name: "FileName", required: true, secret: false, default: None, description: "Name in the file store (no / or leading .)", example: "runs-@DATE@.csv" },
-        ParamSpec { name: "Content", required: false, secret: false, default: Some(""), description: "The file's text", example: "hello" },
-        ParamSpec { name: "Report", required: false, secret: false, default: Some(""), description: "runs-csv or runs-json: a report of this environment's runs instead of Content", example: "runs-csv" },
-        ParamSpec { name: "From", required: false, secret: false, default: Some(""), description: "Report start (RFC 3339, inclusive)", example: "2026-11-01T00:00:00Z" },
-        ParamSpec { name: "To", required: false, secret: false, default: Some(""), description: "Report end (RFC 3339, exclusive)", example: "2026-12-01T00:00:00Z" },
+        ParamSpec {
+            name: "FileName",
+            required: true,
+            secret: false,
+            default: None,
+            description: "Name in the file store (no / or leading .)",
+            example: "runs-@DATE@.csv",
+        },
+        ParamSpec {
+            name: "Content",
+            required: false,
+            secret: false,
+            default: Some(""),
+            description: "The file's text",
+            example: "hello",
+        },
+        ParamSpec {
+            name: "Report",
+            required: false,
+            secret: false,
+            default: Some(""),
+            description:
+                "runs-csv or runs-json: a report of this environment's runs instead of Content",
+            example: "runs-csv",
+        },
+        ParamSpec {
+            name: "From",
+            required: false,
+            secret: false,
+            default: Some(""),
+            description: "Report start (RFC 3339, inclusive)",
+            example: "2026-11-01T00:00:00Z",
+        },
+        ParamSpec {
+            name: "To",
+            required: false,
+            secret: false,
+            default: Some(""),
+            description: "Report end (RFC 3339, exclusive)",
+            example: "2026-12-01T00:00:00Z",
+        },
     ],
     outputs: &["FileName"],
 };
@@ -43,7 +79,10 @@ impl TaskKind for FileExport {
     fn validate(&self, p: &HashMap<&str, &str>, problems: &mut ParamProblems<'_>) {
         if let Some(n) = p.get("FileName") {
             if !n.contains('@') && !is_valid_file_name(n) {
-                problems.push("FileName", "a file name has no /, \\ or NUL and does not start with .");
+                problems.push(
+                    "FileName",
+                    "a file name has no /, \\ or NUL and does not start with .",
+                );
             }
         }
         if let Some(r) = p.get("Report") {
@@ -52,7 +91,11 @@ impl TaskKind for FileExport {
             }
         }
         for name in ["From", "To"] {
-            if let Some(Err(e)) = p.get(name).filter(|v| !v.contains('@')).map(|v| parse_time(name, v)) {
+            if let Some(Err(e)) = p
+                .get(name)
+                .filter(|v| !v.contains('@'))
+                .map(|v| parse_time(name, v))
+            {
                 problems.push(name, e);
             }
         }
@@ -73,7 +116,10 @@ impl TaskKind for FileExport {
                 .store
                 .write_file(&ctx.env, &name, &bytes, Some(ctx.run_id), ctx.clock.now())
                 .map_err(|e| TaskError::Retry(format!("writing {name} failed: {e}")))?;
-            ctx.info(format!("wrote {name} (version {}, {} bytes)", meta.version, meta.size));
+            ctx.info(format!(
+                "wrote {name} (version {}, {} bytes)",
+                meta.version, meta.size
+            ));
             Ok(Outputs::from([("FileName".to_string(), name)]))
         }
         .boxed()
@@ -104,7 +150,13 @@ fn report(ctx: &TaskContext, kind: &str) -> Result<Vec<u8>, TaskError> {
     for r in &runs {
         csv.push_str(&format!(
             "{},{},{},{},{},{},{}\n",
-            r.id, r.schedule_id, r.state.as_str(), format_time(r.queued_at), t(r.started_at), t(r.finished_at), r.attempts
+            r.id,
+            r.schedule_id,
+            r.state.as_str(),
+            format_time(r.queued_at),
+            t(r.started_at),
+            t(r.finished_at),
+            r.attempts
         ));
     }
     Ok(csv.into_bytes())

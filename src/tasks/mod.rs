@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::domain::run::NewLogLine;
 use crate::domain::{Clock, Problems};
 use crate::store::Store;
 
@@ -68,17 +69,18 @@ pub struct TaskSettings {
 /// Lines a task reports; the engine commits them with the run's completion (and flushes
 /// them while a long task runs).
 #[derive(Debug, Clone, Default)]
-pub struct LogSink(Arc<Mutex<Vec<(DateTime<Utc>, String, String)>>>);
+pub struct LogSink(Arc<Mutex<Vec<NewLogLine>>>);
 
 impl LogSink {
     pub fn push(&self, at: DateTime<Utc>, stream: &str, text: impl Into<String>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((at, stream.to_string(), text.into()));
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push((
+            at,
+            stream.to_string(),
+            text.into(),
+        ));
     }
 
-    pub fn take(&self) -> Vec<(DateTime<Utc>, String, String)> {
+    pub fn take(&self) -> Vec<NewLogLine> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
@@ -101,14 +103,20 @@ impl TaskContext {
     pub fn param(&self, spec: &KindSpec, name: &str) -> String {
         match self.params.get(name) {
             Some(v) => v.to_string(),
-            None => spec.param(name).and_then(|p| p.default).unwrap_or("").to_string(),
+            None => spec
+                .param(name)
+                .and_then(|p| p.default)
+                .unwrap_or("")
+                .to_string(),
         }
     }
 
     pub fn required(&self, name: &str) -> Result<String, TaskError> {
         match self.params.get(name) {
             Some(v) if !v.is_empty() => Ok(v.to_string()),
-            _ => Err(TaskError::Abort(format!("required parameter {name} has no value"))),
+            _ => Err(TaskError::Abort(format!(
+                "required parameter {name} has no value"
+            ))),
         }
     }
 
@@ -137,7 +145,11 @@ pub struct ParamProblems<'a> {
 
 impl ParamProblems<'_> {
     pub fn push(&mut self, name: &str, message: impl Into<String>) {
-        let field = self.fields.get(name).cloned().unwrap_or_else(|| format!("params.{name}"));
+        let field = self
+            .fields
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| format!("params.{name}"));
         self.problems.push(field, message);
     }
 }
@@ -192,7 +204,10 @@ pub fn cap_text(mut s: String, cap: usize) -> String {
 }
 
 /// Waits for `fut` unless the run is stopped first.
-pub async fn or_stopped<T>(cancel: &CancellationToken, fut: impl std::future::Future<Output = T>) -> Result<T, TaskError> {
+pub async fn or_stopped<T>(
+    cancel: &CancellationToken,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T, TaskError> {
     tokio::select! {
         v = fut => Ok(v),
         () = cancel.cancelled() => Err(TaskError::Stopped),

@@ -3,7 +3,9 @@ use std::collections::HashMap;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::{or_stopped, KindSpec, Outputs, ParamProblems, ParamSpec, TaskContext, TaskError, TaskKind};
+use super::{
+    or_stopped, KindSpec, Outputs, ParamProblems, ParamSpec, TaskContext, TaskError, TaskKind,
+};
 
 /// Waits a number of seconds (a decimal ≥ 0).
 pub struct Sleep;
@@ -23,7 +25,7 @@ static SPEC: KindSpec = KindSpec {
 
 fn parse_seconds(v: &str) -> Result<f64, String> {
     match v.trim().parse::<f64>() {
-        Ok(s) if s.is_finite() && s >= 0.0 && s <= 1e9 => Ok(s),
+        Ok(s) if (0.0..=1e9).contains(&s) => Ok(s),
         _ => Err(format!("Seconds must be a decimal number ≥ 0, not {v:?}")),
     }
 }
@@ -45,7 +47,11 @@ impl TaskKind for Sleep {
         async move {
             let secs = parse_seconds(&ctx.required("Seconds")?).map_err(TaskError::Abort)?;
             ctx.info(format!("sleeping {secs} s"));
-            or_stopped(&ctx.cancel, tokio::time::sleep(std::time::Duration::from_secs_f64(secs))).await?;
+            or_stopped(
+                &ctx.cancel,
+                tokio::time::sleep(std::time::Duration::from_secs_f64(secs)),
+            )
+            .await?;
             Ok(Outputs::new())
         }
         .boxed()

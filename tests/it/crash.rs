@@ -1,0 +1,184 @@
+//! kill -9 in the middle of work, restart on the same data dir: nothing acknowledged is
+//! lost, nothing stays `running`, attempts are counted, no due time fires twice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// Every run of `env`, following the pages.
+async fn all_runs(server: &Server, token: &str, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut before = String::new();
+    loop {
+        let path = format!("/api/v1/envs/production/runs?limit=500{query}{before}");
+        let (s, page) = server.call("GET", &path, Some(token), None).await;
+        assert_eq!(s, 200, "{page}");
+        let page = page.as_array().unwrap().clone();
+        if page.is_empty() {
+            return out;
+        }
+        before = format!("&before={}", page.last().unwrap()["id"].as_str().unwrap());
+        out.extend(page);
+    }
+}
+
+/// Fires run-now requests from several tasks until told to stop; returns the acknowledged ids.
+fn start_load(
+    server: &Server,
+    token: &str,
+    schedules: Vec<String>,
+) -> (
+    Arc<Mutex<Vec<String>>>,
+    Arc<std::sync::atomic::AtomicBool>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let url = server.url.clone();
+        let token = token.to_string();
+        let schedule = schedules[i % schedules.len()].clone();
+        let acked = acked.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let resp = http
+                    .post(format!(
+                        "{url}/api/v1/envs/production/schedules/{schedule}/run"
+                    ))
+                    .bearer_auth(&token)
+                    .json(&json!({}))
+                    .send()
+                    .await;
+                let Ok(resp) = resp else { return };
+                if resp.status().as_u16() != 202 {
+                    continue;
+                }
+                if let Ok(body) = resp.json::<Value>().await {
+                    if let Some(id) = body["run_id"].as_str() {
+                        acked.lock().unwrap().push(id.to_string());
+                    }
+                }
+            }
+        }));
+    }
+    (acked, stop, tasks)
+}
+
+#[tokio::test]
+async fn kill_9_mid_flight_loses_nothing_acknowledged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut server = Server::start_in(&dir, Options::default()).unwrap();
+    let token = server.admin().await.token;
+    let admin = Client {
+        server: &server,
+        token: token.clone(),
+    };
+    let sleeper = admin
+        .schedule("production", json!({"name": "sleeper", "kind": "sleep", "trigger": {"type": "manual"},
+            "params": [{"name": "Seconds", "value": "0.2"}], "retry": {"max_attempts": 2, "backoff_seconds": 0}}))
+        .await;
+    let quick = admin
+        .schedule(
+            "production",
+            json!({"name": "quick", "kind": "noop", "trigger": {"type": "manual"}}),
+        )
+        .await;
+    let cron = admin
+        .schedule("production", json!({"name": "each second", "kind": "noop", "trigger": {"type": "cron", "expr": "* * * * * *"}, "catch_up": "once"}))
+        .await;
+    drop(admin);
+
+    let mut acknowledged = Vec::new();
+    for round in 0..3 {
+        let (acked, stop, tasks) =
+            start_load(&server, &token, vec![sleeper.clone(), quick.clone()]);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        server.kill(); // SIGKILL while requests and runs are in flight
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in tasks {
+            let _ = t.await;
+        }
+        let got = acked.lock().unwrap().clone();
+        assert!(
+            !got.is_empty(),
+            "round {round}: some runs were acknowledged"
+        );
+        acknowledged.extend(got);
+        drop(server);
+        server = Server::start_in(&dir, Options::default()).unwrap();
+    }
+
+    // Let the recovered runs finish.
+    let client = Client {
+        server: &server,
+        token: token.clone(),
+    };
+    client
+        .wait_for(
+            "/api/v1/envs/production/runs?state=queued,running&limit=500",
+            Duration::from_secs(60),
+            |b| {
+                b.as_array()
+                    .is_some_and(|a| a.iter().all(|r| r["schedule_id"] == cron))
+            },
+        )
+        .await;
+    let runs = all_runs(&server, &token, "").await;
+    let by_id: HashMap<&str, &Value> = runs
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r))
+        .collect();
+    for id in &acknowledged {
+        let r = by_id
+            .get(id.as_str())
+            .unwrap_or_else(|| panic!("acknowledged run {id} is lost"));
+        if r["schedule_id"] != cron {
+            let state = r["state"].as_str().unwrap();
+            assert!(
+                matches!(state, "succeeded" | "failed"),
+                "run {id} ended {state}: {r}"
+            );
+            assert!(
+                r["attempts"].as_u64().unwrap() >= 1,
+                "attempts counted: {r}"
+            );
+            if state == "failed" {
+                assert_eq!(r["error"], "interrupted", "{r}");
+                let max = if r["schedule_id"] == sleeper.as_str() {
+                    2
+                } else {
+                    1
+                };
+                assert_eq!(
+                    r["attempts"], max,
+                    "failed only after its last attempt: {r}"
+                );
+            }
+        }
+    }
+    let interrupted = runs
+        .iter()
+        .filter(|r| r["attempts"].as_u64().unwrap_or(0) > 1)
+        .count();
+    assert!(
+        interrupted > 0,
+        "some runs were caught mid-attempt and ran again"
+    );
+
+    let dues: Vec<&str> = runs
+        .iter()
+        .filter(|r| r["schedule_id"] == cron)
+        .filter_map(|r| r["due_at"].as_str())
+        .collect();
+    let unique: HashSet<&str> = dues.iter().copied().collect();
+    assert!(dues.len() >= 3, "the cron schedule kept firing: {dues:?}");
+    assert_eq!(dues.len(), unique.len(), "a due time fired twice: {dues:?}");
+}

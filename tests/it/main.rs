@@ -1,0 +1,5 @@
+//! Baton's integration tests: the real binary on its own data dir, over HTTP.
+
+mod crash;
+mod runs;
+mod support;

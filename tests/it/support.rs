@@ -1,0 +1,330 @@
+//! Starts the real `baton` binary on its own data dir and talks to it over HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// A running `baton serve`. Killed (SIGKILL) on drop.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub http: reqwest::Client,
+}
+
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_baton")
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let mut s = Self::start_in(&dir, opts).expect("server starts");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts on `dir` (kept by the caller, for restarts). Err carries stderr when the
+    /// process exits before it listens.
+    pub fn start_in(dir: &Path, opts: Options) -> Result<Server, String> {
+        baton::install_crypto_provider();
+        let mut cmd = Command::new(bin());
+        cmd.arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&opts.args)
+            .env("BATON_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "info")
+            .env_remove("BATON_MASTER_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line.map_err(|e| e.to_string())?;
+            if let Some(u) = line.strip_prefix("listening on ") {
+                url = Some(u.trim().to_string());
+                break;
+            }
+        }
+        let Some(url) = url else {
+            let _ = child.wait();
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            return Err(err);
+        };
+        // Keep draining both pipes so the server never blocks on a full pipe; stderr is
+        // kept in a file for tests that read the log.
+        std::thread::spawn(move || for _ in lines {});
+        if let Some(stderr) = child.stderr.take() {
+            let log_path = dir.join("test-stderr.log");
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut f = std::fs::File::create(log_path).ok();
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(f) = f.as_mut() {
+                        let _ = writeln!(f, "{line}");
+                    }
+                }
+            });
+        }
+        Ok(Server {
+            child,
+            url,
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        self.child.wait().expect("wait")
+    }
+
+    pub fn stderr_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("test-stderr.log")).unwrap_or_default()
+    }
+
+    pub async fn token(&self, user: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/tokens",
+                None,
+                Some(json!({"username": user, "password": password, "label": "test"})),
+            )
+            .await;
+        assert_eq!(status, 201, "token for {user}: {body}");
+        body["token"].as_str().expect("token text").to_string()
+    }
+
+    pub async fn admin(&self) -> Client<'_> {
+        let token = self.token("admin", ADMIN_PASSWORD).await;
+        Client {
+            server: self,
+            token,
+        }
+    }
+
+    /// Creates a user with `roles` (env → role) and returns a client acting as them.
+    pub async fn user(
+        &self,
+        admin: &Client<'_>,
+        name: &str,
+        roles: Value,
+        is_admin: bool,
+    ) -> Client<'_> {
+        let pw = format!("{name}-password");
+        let (s, b) = admin
+            .post(
+                "/api/v1/users",
+                json!({"username": name, "password": pw, "admin": is_admin, "roles": roles}),
+            )
+            .await;
+        assert_eq!(s, 201, "create user {name}: {b}");
+        Client {
+            server: self,
+            token: self.token(name, &pw).await,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (s, _, text) = self
+            .raw(method, path, token, body.map(|b| b.to_string()), &[])
+            .await;
+        (
+            s,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(m, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        (status, headers, text)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Calls as one user.
+pub struct Client<'a> {
+    pub server: &'a Server,
+    pub token: String,
+}
+
+impl Client<'_> {
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.server.call("GET", path, Some(&self.token), None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.server
+            .call("POST", path, Some(&self.token), Some(body))
+            .await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.server
+            .call("PUT", path, Some(&self.token), Some(body))
+            .await
+    }
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.server
+            .call("DELETE", path, Some(&self.token), None)
+            .await
+    }
+
+    /// Creates a schedule in `env`; returns its id.
+    pub async fn schedule(&self, env: &str, body: Value) -> String {
+        let (s, b) = self
+            .post(&format!("/api/v1/envs/{env}/schedules"), body)
+            .await;
+        assert_eq!(s, 201, "create schedule: {b}");
+        b["id"].as_str().expect("id").to_string()
+    }
+
+    /// Runs a schedule now; returns the run id.
+    pub async fn run_now(&self, env: &str, schedule: &str) -> String {
+        let (s, b) = self
+            .post(
+                &format!("/api/v1/envs/{env}/schedules/{schedule}/run"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 202, "run now: {b}");
+        b["run_id"].as_str().expect("run_id").to_string()
+    }
+
+    /// Polls a run until it reaches a final state (or the deadline passes).
+    pub async fn wait_final(&self, env: &str, run: &str, deadline: Duration) -> Value {
+        let end = Instant::now() + deadline;
+        loop {
+            let (s, b) = self.get(&format!("/api/v1/envs/{env}/runs/{run}")).await;
+            assert_eq!(s, 200, "get run: {b}");
+            let state = b["state"].as_str().unwrap_or("");
+            if !matches!(state, "queued" | "running") {
+                return b;
+            }
+            assert!(
+                Instant::now() < end,
+                "run {run} still {state} after {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls `GET path` until `pred` holds on the JSON (or the deadline passes).
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        deadline: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let end = Instant::now() + deadline;
+        loop {
+            let (_, b) = self.get(path).await;
+            if pred(&b) {
+                return b;
+            }
+            assert!(
+                Instant::now() < end,
+                "condition on {path} not met in {deadline:?}; last: {b}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Every file under `dir`, read whole (for "the secret is in no byte of the data dir").
+pub fn all_bytes_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.push((p, bytes));
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
