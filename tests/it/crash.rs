@@ -26,16 +26,14 @@ async fn all_runs(server: &Server, token: &str, query: &str) -> Vec<Value> {
     }
 }
 
-/// Fires run-now requests from several tasks until told to stop; returns the acknowledged ids.
-fn start_load(
-    server: &Server,
-    token: &str,
-    schedules: Vec<String>,
-) -> (
-    Arc<Mutex<Vec<String>>>,
-    Arc<std::sync::atomic::AtomicBool>,
-    Vec<tokio::task::JoinHandle<()>>,
-) {
+/// Run-now requests fired from several tasks until `stop` is set.
+struct Load {
+    acked: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn start_load(server: &Server, token: &str, schedules: Vec<String>) -> Load {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -68,7 +66,7 @@ fn start_load(
             }
         }));
     }
-    (acked, stop, tasks)
+    Load { acked, stop, tasks }
 }
 
 #[tokio::test]
@@ -98,7 +96,7 @@ async fn kill_9_mid_flight_loses_nothing_acknowledged() {
 
     let mut acknowledged = Vec::new();
     for round in 0..3 {
-        let (acked, stop, tasks) =
+        let Load { acked, stop, tasks } =
             start_load(&server, &token, vec![sleeper.clone(), quick.clone()]);
         tokio::time::sleep(Duration::from_millis(1200)).await;
         server.kill(); // SIGKILL while requests and runs are in flight

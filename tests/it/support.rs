@@ -20,18 +20,10 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            args: Vec::new(),
-            env: Vec::new(),
-        }
-    }
 }
 
 pub fn bin() -> &'static str {
