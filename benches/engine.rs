@@ -191,7 +191,7 @@ async fn throughput(
                 } else {
                     let engine = b.engine();
                     let run = engine
-                        .new_run(&schedule, Origin::Manual, "admin", None, Vec::new(), None)
+                        .new_run(&schedule, Origin::Manual, "admin", None, None)
                         .expect("new run");
                     engine
                         .submit(run, schedule.overlap, None, None)
@@ -257,7 +257,7 @@ async fn latency(samples: usize) {
     let (mut commit, mut to_start, mut after_commit) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..samples {
         let run = engine
-            .new_run(&schedule, Origin::Manual, "admin", None, Vec::new(), None)
+            .new_run(&schedule, Origin::Manual, "admin", None, None)
             .expect("new run");
         let t0 = Utc::now();
         let submitted = engine

@@ -173,6 +173,8 @@ fn config(global: &GlobalArgs, serve: &ServeArgs, start_engine: bool) -> Config 
             .ok()
             .filter(|v| !v.is_empty()),
         max_concurrent_runs: serve.max_concurrent_runs,
+        max_chain_depth: serve.max_chain_depth,
+        file_token_ttl: serve.file_token_ttl,
         allow_commands: serve.allow_command.clone(),
         admin_password: std::env::var("BATON_ADMIN_PASSWORD")
             .ok()

@@ -19,7 +19,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(baton::cli::run(cli)) {
+    let result = runtime.block_on(baton::cli::run(cli));
+    // Drop every task (and with them the store's last users), then let the database close
+    // cleanly: an unclean close makes the next open repair, and write, the whole file.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    if !baton::store::wait_all_closed(std::time::Duration::from_secs(5)) {
+        eprintln!("baton: the database did not close in time; the next start will check it");
+    }
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("baton: {e}");

@@ -14,4 +14,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
-cargo test --locked --all-targets -- --test-threads="${BATON_TEST_THREADS:-2}"
+cargo test --locked -- --test-threads="${BATON_TEST_THREADS:-2}"

@@ -1,6 +1,7 @@
 //! The JSON API (design §9): one route table; handlers parse, call the service, and present.
 
 mod accounts;
+mod chains;
 mod error;
 mod extract;
 pub mod openapi;
@@ -72,6 +73,44 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/envs/{env}/runs/{id}/log", web::get().to(runs::log))
                 .route("/envs/{env}/runs/{id}/cancel", web::post().to(runs::cancel))
                 .route("/envs/{env}/runs/{id}/retry", web::post().to(runs::retry))
+                .route(
+                    "/envs/{env}/schedules/{id}/chain-preview",
+                    web::post().to(chains::preview),
+                )
+                .route("/envs/{env}/chains", web::get().to(chains::list))
+                .route("/envs/{env}/chains", web::post().to(chains::create))
+                .route("/envs/{env}/chains/{name}", web::get().to(chains::get))
+                .route("/envs/{env}/chains/{name}", web::put().to(chains::replace))
+                .route(
+                    "/envs/{env}/chains/{name}",
+                    web::delete().to(chains::delete),
+                )
+                .route("/envs/{env}/shared-chains", web::get().to(chains::shared))
+                .route(
+                    "/envs/{env}/runs/{id}/hops/{n}/refire",
+                    web::post().to(chains::refire),
+                )
+                .route(
+                    "/envs/{env}/runs/{id}/params/{name}/file",
+                    web::get().to(chains::run_param_file),
+                )
+                .route(
+                    "/envs/{env}/file-tokens",
+                    web::get().to(chains::file_tokens),
+                )
+                .route(
+                    "/envs/{env}/file-tokens/{token}",
+                    web::get().to(chains::download_by_token),
+                )
+                .route(
+                    "/envs/{env}/file-tokens/{id}",
+                    web::delete().to(chains::revoke_token),
+                )
+                .route("/envs/{env}/uploads", web::get().to(chains::uploads))
+                .route(
+                    "/envs/{env}/uploads/{image_id}",
+                    web::get().to(chains::download_upload),
+                )
                 .route("/envs/{env}/files", web::get().to(runs::files))
                 .route("/envs/{env}/files/{name}", web::get().to(runs::download))
                 .default_service(web::to(not_found)),

@@ -1,6 +1,7 @@
 //! Pure types and rules of Baton. Nothing in here imports another module of this crate,
 //! does I/O or reads the clock: callers pass time in.
 
+pub mod chain;
 pub mod clock;
 pub mod environment;
 pub mod problems;
@@ -9,6 +10,7 @@ pub mod schedule;
 pub mod trigger;
 pub mod user;
 
+pub use chain::{Chain, FileToken, Upload};
 pub use clock::{Clock, SystemClock};
 pub use environment::Environment;
 pub use problems::{FieldProblem, Problems};

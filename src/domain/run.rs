@@ -78,6 +78,9 @@ pub struct RunParam {
     /// never expanded.
     #[serde(default)]
     pub literal: bool,
+    /// The file token this parameter holds (sealed), so a retry can mint a fresh one.
+    #[serde(default)]
+    pub file_token: Option<Uuid>,
 }
 
 /// A hop that did not fire, kept on the source run with its reason.
@@ -114,6 +117,9 @@ pub struct Run {
     pub error: Option<String>,
     pub root: RunRef,
     pub parent: Option<RunRef>,
+    /// Which hop of the parent's `async-TaskChain` started this run.
+    #[serde(default)]
+    pub parent_hop: Option<u32>,
     pub depth: u32,
     #[serde(default)]
     pub children: Vec<RunRef>,

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub runs_cancelled: AtomicU64,
     pub retries_scheduled: AtomicU64,
     pub due_fired: AtomicU64,
+    pub hops_fired: AtomicU64,
+    pub hops_refused: AtomicU64,
     pub due_dropped: AtomicU64,
     pub commits: AtomicU64,
     pub committed_ops: AtomicU64,
@@ -21,7 +23,7 @@ impl Metrics {
     /// Renders the counters and the given gauges.
     pub fn render(&self, running: usize, queued: usize, scheduled: usize) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 13] = [
             (
                 "baton_runs_enqueued_total",
                 "Runs created",
@@ -61,6 +63,16 @@ impl Metrics {
                 "baton_due_fired_total",
                 "Due times that started a run",
                 &self.due_fired,
+            ),
+            (
+                "baton_hops_fired_total",
+                "Chain hops that started a run",
+                &self.hops_fired,
+            ),
+            (
+                "baton_hops_refused_total",
+                "Chain hops refused (recorded as chain errors)",
+                &self.hops_refused,
             ),
             (
                 "baton_due_dropped_total",

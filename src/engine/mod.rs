@@ -3,6 +3,7 @@
 
 mod admission;
 mod committer;
+mod hops;
 mod metrics;
 pub mod scheduler;
 mod worker;
@@ -18,6 +19,7 @@ use uuid::Uuid;
 
 pub use admission::{Admission, Waiting};
 pub use committer::Committer;
+pub use hops::{PreviewParam, Refired};
 pub use metrics::Metrics;
 
 use crate::crypto::{Keyring, Place};
@@ -29,6 +31,9 @@ use crate::tasks::{Kinds, TaskSettings};
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub max_concurrent_runs: usize,
+    /// A hop whose run would be deeper than this does not fire.
+    pub max_chain_depth: u32,
+    pub file_token_ttl: std::time::Duration,
     pub tasks: TaskSettings,
 }
 
@@ -82,6 +87,8 @@ pub struct Engine {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<TaskSettings>,
+    max_chain_depth: u32,
+    file_token_ttl: std::time::Duration,
     committer: Committer,
     admission: Mutex<Admission>,
     active: Mutex<HashMap<Uuid, Active>>,
@@ -111,6 +118,8 @@ impl Engine {
             keyring,
             clock,
             metrics,
+            max_chain_depth: settings.max_chain_depth,
+            file_token_ttl: settings.file_token_ttl,
             settings: Arc::new(settings.tasks),
             committer,
             admission: Mutex::new(Admission::new(settings.max_concurrent_runs)),
@@ -144,23 +153,20 @@ impl Engine {
     }
 
     /// A new run of `schedule`: its own copy of the parameters (secrets re-sealed for the
-    /// run's place), the schedule's limits, and its lineage.
+    /// run's place), the schedule's limits, and its lineage. Callers add the values given
+    /// for this run (run-now, a hop) afterwards, sealed for the run's id.
     pub fn new_run(
         &self,
         schedule: &Schedule,
         origin: Origin,
         acting_user: &str,
         due_at: Option<DateTime<Utc>>,
-        overrides: Vec<(String, ParamValue)>,
         parent: Option<&Run>,
     ) -> Result<Run, EngineError> {
         let id = Uuid::now_v7();
         let record = format!("run:{id}");
-        let mut params = Vec::with_capacity(schedule.params.len() + overrides.len());
+        let mut params = Vec::with_capacity(schedule.params.len());
         for p in &schedule.params {
-            if overrides.iter().any(|(n, _)| n == &p.name) {
-                continue;
-            }
             let value = match &p.value {
                 ParamValue::Plain(v) => ParamValue::Plain(v.clone()),
                 ParamValue::Sealed(s) => {
@@ -182,13 +188,7 @@ impl Engine {
                 name: p.name.clone(),
                 value,
                 literal: false,
-            });
-        }
-        for (name, value) in overrides {
-            params.push(RunParam {
-                name,
-                value,
-                literal: true,
+                file_token: None,
             });
         }
         let (root, depth) = match parent {
@@ -221,6 +221,7 @@ impl Engine {
             error: None,
             root,
             parent: parent.map(Run::as_ref),
+            parent_hop: None,
             depth,
             children: Vec::new(),
             chain_errors: Vec::new(),
@@ -293,18 +294,21 @@ impl Engine {
     }
 
     /// Cancels a run: a queued one at once, a running one by stopping its attempt.
-    pub async fn cancel(&self, run: &Run) -> Result<(), EngineError> {
+    pub async fn cancel(self: &Arc<Self>, run: &Run) -> Result<(), EngineError> {
         match run.state {
             RunState::Queued => {
                 let waiting = self.admission().remove_waiting(run.id);
-                match self
+                let planned = self.plan_hops(run, RunState::Cancelled, &run.outputs);
+                let result = self
                     .committer
                     .submit(RunOp::CancelQueued {
                         run_id: run.id,
                         at: self.clock.now(),
+                        hops: Box::new(planned.hops.clone()),
                     })
-                    .await
-                {
+                    .await;
+                self.hops_committed(planned, result.is_ok());
+                match result {
                     Ok(_) => {
                         self.admission().finish(run.schedule_id);
                         self.metrics
@@ -359,6 +363,11 @@ impl Engine {
         let mut requeued = Vec::new();
         for run in running.into_iter().filter(|r| r.epoch < self.store.epoch()) {
             let again = run.attempts_left();
+            let planned = if again {
+                hops::PlannedHops::default()
+            } else {
+                self.plan_hops(&run, RunState::Failed, &run.outputs)
+            };
             let completion = crate::store::Completion {
                 run_id: run.id,
                 state: RunState::Failed,
@@ -371,14 +380,14 @@ impl Engine {
                     "system".into(),
                     format!("attempt {} interrupted by a restart", run.attempts),
                 )],
-                started: Vec::new(),
-                chain_errors: Vec::new(),
+                hops: planned.hops.clone(),
             };
-            if let RunOpOutcome::Completed(r) = self
+            let result = self
                 .committer
                 .submit(RunOp::Complete(Box::new(completion)))
-                .await?
-            {
+                .await;
+            self.hops_committed(planned, result.is_ok());
+            if let RunOpOutcome::Completed(r) = result? {
                 if r.state == RunState::Queued {
                     requeued.push(*r);
                 }

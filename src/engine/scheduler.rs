@@ -255,7 +255,6 @@ impl Scheduler {
             Origin::Schedule,
             &schedule.saved_by,
             Some(due_at),
-            Vec::new(),
             None,
         )?;
         match self

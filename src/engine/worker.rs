@@ -10,10 +10,11 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
+use super::hops::PlannedHops;
 use super::{Active, Engine, StopReason, Waiting};
 use crate::chain::dynamic::{resolve, Globals};
 use crate::crypto::Place;
-use crate::domain::{ParamValue, Run, RunState};
+use crate::domain::{ParamValue, Run, RunState, TASK_CHAIN_PARAM};
 use crate::store::{Completion, RunOp, RunOpOutcome};
 use crate::tasks::{LogSink, Outputs, TaskContext, TaskError};
 
@@ -81,7 +82,7 @@ impl Engine {
         self.finish_attempt(&run, end, &log).await;
     }
 
-    async fn finish_attempt(&self, run: &Run, end: AttemptEnd, log: &LogSink) {
+    async fn finish_attempt(self: &Arc<Self>, run: &Run, end: AttemptEnd, log: &LogSink) {
         let now = self.clock.now();
         let (state, outputs, error, retryable) = match end {
             AttemptEnd::Done(o) => (RunState::Succeeded, o, None, false),
@@ -117,6 +118,12 @@ impl Engine {
             (None, Some(e)) => log.push(now, "system", format!("run {}: {e}", state.as_str())),
             _ => log.push(now, "system", "run succeeded"),
         }
+        // Hops are planned only on the final state, after the retries.
+        let planned = if retry_at.is_none() {
+            self.plan_hops(run, state, &outputs)
+        } else {
+            PlannedHops::default()
+        };
         let completion = Completion {
             run_id: run.id,
             state,
@@ -125,13 +132,13 @@ impl Engine {
             at: now,
             retry_at,
             logs: log.take(),
-            started: Vec::new(),
-            chain_errors: Vec::new(),
+            hops: planned.hops.clone(),
         };
         let result = self
             .committer
             .submit(RunOp::Complete(Box::new(completion)))
             .await;
+        self.hops_committed(planned, result.is_ok());
         let mut adm = self.admission();
         adm.release_slot(&run.env, run.schedule_id);
         match result {
@@ -269,7 +276,7 @@ impl Engine {
         );
         let record = format!("run:{}", run.id);
         let mut out = HashMap::with_capacity(run.params.len());
-        for p in &run.params {
+        for p in run.params.iter().filter(|p| p.name != TASK_CHAIN_PARAM) {
             let value = match &p.value {
                 ParamValue::Sealed(s) => self
                     .keyring

@@ -21,6 +21,8 @@ pub struct Config {
     /// `BATON_MASTER_KEY`: 64 hex characters; wins over the file.
     pub master_key_hex: Option<String>,
     pub max_concurrent_runs: usize,
+    pub max_chain_depth: u32,
+    pub file_token_ttl: std::time::Duration,
     pub allow_commands: Vec<PathBuf>,
     /// `BATON_ADMIN_PASSWORD` for the first start.
     pub admin_password: Option<String>,
@@ -35,6 +37,8 @@ impl Config {
             master_key_file: None,
             master_key_hex: None,
             max_concurrent_runs: 32,
+            max_chain_depth: 32,
+            file_token_ttl: std::time::Duration::from_secs(24 * 3600),
             allow_commands: Vec::new(),
             admin_password: None,
             start_engine: true,
@@ -76,12 +80,13 @@ impl From<CryptoError> for BootError {
     }
 }
 
-fn load_master_key(cfg: &Config, store: &Store) -> Result<MasterKey, BootError> {
+/// `sealed`: the data dir already holds a master check, so a missing key file is an error.
+fn load_master_key(cfg: &Config, sealed: bool) -> Result<MasterKey, BootError> {
     if let Some(hex) = &cfg.master_key_hex {
         return Ok(MasterKey::from_hex(hex)?);
     }
     let path = cfg.key_file();
-    if !path.exists() && store.meta("master_check")?.is_some() {
+    if !path.exists() && sealed {
         return Err(BootError(format!(
             "the master key file {} is missing, and this data dir was sealed with one (restore it, or set BATON_MASTER_KEY)",
             path.display()
@@ -93,9 +98,14 @@ fn load_master_key(cfg: &Config, store: &Store) -> Result<MasterKey, BootError> 
 /// Opens the data dir and everything on it. The engine's loops are not started yet.
 pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, BootError> {
     crate::install_crypto_provider();
+    // A wrong or missing master key is refused before the writable open, which writes to the
+    // file even when it commits nothing: a refused start changes no byte.
+    if let Some(check) = Store::peek_meta(&cfg.data_dir, "master_check") {
+        Keyring::new(load_master_key(cfg, true)?).verify_master_check(&check)?;
+    }
     let mut store = Store::open(&cfg.data_dir)?;
-    let keyring = Keyring::new(load_master_key(cfg, &store)?);
     let check = store.meta("master_check")?;
+    let keyring = Keyring::new(load_master_key(cfg, check.is_some())?);
     if let Some(check) = &check {
         keyring.verify_master_check(check)?;
     }
@@ -110,6 +120,8 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
     let kinds = Arc::new(Kinds::builtin());
     let settings = EngineSettings {
         max_concurrent_runs: cfg.max_concurrent_runs,
+        max_chain_depth: cfg.max_chain_depth,
+        file_token_ttl: cfg.file_token_ttl,
         tasks: TaskSettings {
             allowed_commands: cfg.allow_commands.clone(),
         },

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bootstrap;
+mod chains;
 mod error;
 mod files;
 mod keys;
@@ -15,7 +16,9 @@ use std::sync::Arc;
 
 pub use accounts::{EnvironmentInput, PasswordChange, TokenRequest, UserInput};
 pub use bootstrap::{open_baton, Baton, Config, FirstStart};
+pub use chains::{ChainInput, ChainPreview, ChainView, SharedChain};
 pub use error::{blocking, ServiceError};
+pub use files::{Download, FileTokenView};
 pub use keys::rotate_keys;
 pub use runs::{parse_states, RunNowInput, MAX_PAGE};
 pub use schedule_input::{ParamInput, RetryInput, ScheduleInput};

@@ -95,14 +95,9 @@ impl Service {
             key,
             body_hash: hex::encode(sha2::Sha256::digest(body)),
         });
-        let mut run = self.engine.new_run(
-            &schedule,
-            Origin::Manual,
-            &caller.username,
-            None,
-            Vec::new(),
-            None,
-        )?;
+        let mut run =
+            self.engine
+                .new_run(&schedule, Origin::Manual, &caller.username, None, None)?;
         for (name, value, secret) in overrides {
             let value = if secret {
                 let place = Place {
@@ -123,6 +118,7 @@ impl Service {
                 name,
                 value,
                 literal: true,
+                file_token: None,
             });
         }
         let submitted = self
@@ -254,7 +250,6 @@ impl Service {
             Origin::Retry,
             &caller.username,
             None,
-            Vec::new(),
             parent.as_ref(),
         )?;
         run.acting_user = old.acting_user.clone();
@@ -307,6 +302,7 @@ impl Service {
                     name: p.name.clone(),
                     value,
                     literal: p.literal,
+                    file_token: p.file_token,
                 })
             })
             .collect()

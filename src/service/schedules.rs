@@ -112,6 +112,28 @@ impl Service {
     pub fn delete_schedule(&self, caller: &User, env: &str, id: Uuid) -> Result<(), ServiceError> {
         self.require(caller, env, Role::Operator)?;
         let s = self.schedule_in(env, id)?;
+        let templates: Vec<_> = self
+            .store
+            .all_chains()?
+            .into_iter()
+            .filter(|c| c.schedule_id == id)
+            .collect();
+        if !templates.is_empty() {
+            let details = templates
+                .iter()
+                .map(|c| crate::domain::FieldProblem {
+                    field: format!("chains/{}", c.name),
+                    message: format!("chain {:?} points at this schedule", c.name),
+                    line: None,
+                    column: None,
+                })
+                .collect();
+            return Err(ServiceError::Conflict {
+                message: "a chain points at this schedule: delete or repoint the chain first"
+                    .into(),
+                details,
+            });
+        }
         let audit = self.audit_entry(
             &caller.username,
             "schedule.delete",
@@ -208,13 +230,12 @@ impl Service {
                 format!("between 1 and {MAX_TIMEOUT_SECONDS}"),
             );
         }
-        p.into_result()?;
         let trigger = trigger.unwrap_or(Trigger::Manual);
         let next_fire_at = match old {
             Some(o) if o.trigger == trigger => o.next_fire_at,
             _ => trigger.next_after(now, &env.time_zone),
         };
-        Ok(Schedule {
+        let mut schedule = Schedule {
             id,
             env: env.id.clone(),
             name,
@@ -231,7 +252,35 @@ impl Service {
             next_fire_at,
             saved_by: caller.username.clone(),
             updated_at: now,
-        })
+        };
+        if integration {
+            self.check_chain_param(&mut schedule, old, &mut p);
+        }
+        p.into_result()?;
+        self.refuse_schedule_cycle(&schedule)?;
+        Ok(schedule)
+    }
+
+    /// Checks and seals the `async-TaskChain` value an integration user sent.
+    fn check_chain_param(&self, schedule: &mut Schedule, old: Option<&Schedule>, p: &mut Problems) {
+        let Some(index) = schedule
+            .params
+            .iter()
+            .position(|x| x.name == TASK_CHAIN_PARAM)
+        else {
+            return;
+        };
+        let text = match &schedule.params[index].value {
+            ParamValue::Plain(t) => t.clone(),
+            ParamValue::Sealed(_) => {
+                p.push(format!("params[{index}].encrypt"), format!("{TASK_CHAIN_PARAM} is not encrypted itself: mark the values inside it \"encrypt\": true"));
+                return;
+            }
+        };
+        match self.chain_param_at_save(schedule, index, &text, old) {
+            Ok(stored) => schedule.params[index].value = ParamValue::Plain(stored),
+            Err(found) => p.extend(found),
+        }
     }
 
     /// Parameter rows: names, duplicates, sealing, and the dynamic values a schedule's own

@@ -24,6 +24,18 @@ pub struct ParamView {
 
 fn param_view(name: &str, value: &ParamValue, locked: bool) -> ParamView {
     match value {
+        // The chain text is shown compact, without comments, its sealed literals masked.
+        ParamValue::Plain(v) if name == TASK_CHAIN_PARAM => {
+            let masked = crate::chain::spec::parse(v, crate::chain::spec::Origin::Stored)
+                .map_or_else(|_| v.clone(), |s| s.to_masked());
+            ParamView {
+                name: name.to_string(),
+                value: Some(masked),
+                encrypt: false,
+                locked,
+                is_set: None,
+            }
+        }
         ParamValue::Plain(v) => ParamView {
             name: name.to_string(),
             value: Some(v.clone()),

@@ -103,6 +103,16 @@ impl Store {
         Ok(out)
     }
 
+    /// One version of a file (what a file token was minted for).
+    pub fn read_file_version(
+        &self,
+        env: &str,
+        name: &str,
+        version: u32,
+    ) -> Result<Vec<u8>, StoreError> {
+        Ok(std::fs::read(self.file_path(env, name, version))?)
+    }
+
     pub fn read_file(&self, meta: &FileMeta) -> Result<Vec<u8>, StoreError> {
         Ok(std::fs::read(self.file_path(
             &meta.env,
@@ -112,7 +122,7 @@ impl Store {
     }
 }
 
-fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::File::create(path)?;
     f.write_all(bytes)?;

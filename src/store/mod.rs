@@ -7,6 +7,7 @@
 //! whole batch in one transaction and one fsync.
 
 mod admin;
+mod chains;
 mod codec;
 mod files;
 mod keys;
@@ -21,7 +22,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use admin::AuditFilter;
 pub use files::{is_valid_file_name, FileMeta};
-pub use runs::{Completion, Enqueue, Fire, IdempotencyKey, RunFilter, RunOp, RunOpOutcome};
+pub use runs::{Completion, Enqueue, Fire, Hops, IdempotencyKey, RunFilter, RunOp, RunOpOutcome};
 
 use tables::META;
 
@@ -68,6 +69,40 @@ pub struct Store {
     db: Database,
     data_dir: PathBuf,
     epoch: u64,
+    /// Declared after `db`, so it drops once the database is closed.
+    _open: OpenGuard,
+}
+
+/// Stores of this process whose database is still open: a process waits for none before it
+/// exits, so that redb closes the file cleanly and the next open needs no repair.
+static OPEN_STORES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct OpenGuard;
+
+impl OpenGuard {
+    fn new() -> Self {
+        OPEN_STORES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        OpenGuard
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        OPEN_STORES.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits (up to `timeout`) until every store of this process has closed its database; false
+/// if one is still open.
+pub fn wait_all_closed(timeout: std::time::Duration) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while OPEN_STORES.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
 }
 
 impl std::fmt::Debug for Store {
@@ -97,6 +132,7 @@ impl Store {
             db,
             data_dir: data_dir.to_path_buf(),
             epoch: 0,
+            _open: OpenGuard::new(),
         })
     }
 
@@ -129,6 +165,22 @@ impl Store {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(META)?;
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// A meta value read through a read-only open, which writes no byte (a writable open
+    /// writes even when nothing is committed). `None` when there is no database yet, when it
+    /// needs recovery (only a writable open repairs), or on any error the writable open will
+    /// report itself.
+    pub fn peek_meta(data_dir: &Path, key: &str) -> Option<Vec<u8>> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return None;
+        }
+        let db = redb::ReadOnlyDatabase::open(&path).ok()?;
+        let txn = db.begin_read().ok()?;
+        let t = txn.open_table(META).ok()?;
+        let value = t.get(key).ok()??.value().to_vec();
+        Some(value)
     }
 
     pub fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {

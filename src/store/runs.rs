@@ -16,6 +16,7 @@ use super::tables::{
 };
 use super::{id_key, Store, StoreError};
 use crate::domain::run::{ChainError, NewLogLine};
+use crate::domain::{AuditEntry, FileToken};
 use crate::domain::{LogLine, Run, RunState, Schedule};
 
 /// How long an `Idempotency-Key` answers with its first run.
@@ -64,9 +65,29 @@ pub struct Completion {
     /// Another attempt follows at this time: the run goes back to `queued`.
     pub retry_at: Option<DateTime<Utc>>,
     pub logs: Vec<NewLogLine>,
-    /// Runs this completion starts (chain hops), committed with it.
+    /// The hops this completion fires, committed with it.
+    pub hops: Hops,
+}
+
+/// What a run's end starts: the runs its hops start, the hops refused (with their reason),
+/// the file tokens minted for the started runs, and the audit entries. All of it commits in
+/// the same transaction as the source run's final state.
+#[derive(Debug, Clone, Default)]
+pub struct Hops {
     pub started: Vec<Run>,
     pub chain_errors: Vec<ChainError>,
+    /// (SHA-256 of the token text, token)
+    pub tokens: Vec<([u8; 32], FileToken)>,
+    pub audit: Vec<AuditEntry>,
+}
+
+impl Hops {
+    pub fn is_empty(&self) -> bool {
+        self.started.is_empty()
+            && self.chain_errors.is_empty()
+            && self.tokens.is_empty()
+            && self.audit.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,10 +104,22 @@ pub enum RunOp {
         run_id: Uuid,
         lines: Vec<NewLogLine>,
     },
-    /// A queued run becomes `cancelled` at once.
+    /// A queued run becomes `cancelled` at once (its `always` hops fire).
     CancelQueued {
         run_id: Uuid,
         at: DateTime<Utc>,
+        hops: Box<Hops>,
+    },
+    /// Fires hop `hop` of a finished run again; refused when that hop already started a run.
+    Refire {
+        source_id: Uuid,
+        hop: u32,
+        hops: Box<Hops>,
+    },
+    /// A hop refused outside a completion (a failed refire).
+    RecordChainError {
+        run_id: Uuid,
+        error: ChainError,
     },
     /// A due time dropped (overlap `skip`, catch-up `skip`).
     Advance(Fire),
@@ -335,12 +368,12 @@ fn apply_one(
             t.put(&run, Some(RunState::Queued))?;
             Ok(RunOpOutcome::Claimed(Box::new(run)))
         }
-        RunOp::Complete(c) => complete(t, c),
+        RunOp::Complete(c) => complete(txn, t, c),
         RunOp::AppendLog { run_id, lines } => {
             t.append_logs(*run_id, lines)?;
             Ok(RunOpOutcome::Logged)
         }
-        RunOp::CancelQueued { run_id, at } => {
+        RunOp::CancelQueued { run_id, at, hops } => {
             let mut run = t.get(*run_id)?;
             if run.state != RunState::Queued {
                 return Err(StoreError::Conflict(format!(
@@ -350,8 +383,33 @@ fn apply_one(
             }
             run.state = RunState::Cancelled;
             run.finished_at = Some(*at);
+            fire_hops(txn, t, &mut run, hops)?;
             t.put(&run, Some(RunState::Queued))?;
             Ok(RunOpOutcome::Cancelled(Box::new(run)))
+        }
+        RunOp::Refire {
+            source_id,
+            hop,
+            hops,
+        } => {
+            let mut run = t.get(*source_id)?;
+            for child in &run.children {
+                if t.get(child.id).is_ok_and(|c| c.parent_hop == Some(*hop)) {
+                    return Err(StoreError::Conflict(format!(
+                        "hop {hop} already started run {}",
+                        child.id
+                    )));
+                }
+            }
+            fire_hops(txn, t, &mut run, hops)?;
+            t.put(&run, Some(run.state))?;
+            Ok(RunOpOutcome::Completed(Box::new(run)))
+        }
+        RunOp::RecordChainError { run_id, error } => {
+            let mut run = t.get(*run_id)?;
+            run.chain_errors.push(error.clone());
+            t.put(&run, Some(run.state))?;
+            Ok(RunOpOutcome::Completed(Box::new(run)))
         }
         RunOp::Advance(fire) => {
             advance_schedule(txn, fire)?;
@@ -393,7 +451,31 @@ fn enqueue(
     Ok(RunOpOutcome::Enqueued(Box::new(e.run.clone())))
 }
 
-fn complete(t: &mut RunTables<'_>, c: &Completion) -> Result<RunOpOutcome, StoreError> {
+/// Commits a source run's hops: the started runs (with lineage both ways), refused hops,
+/// minted tokens and audit entries.
+fn fire_hops(
+    txn: &redb::WriteTransaction,
+    t: &mut RunTables<'_>,
+    run: &mut Run,
+    hops: &Hops,
+) -> Result<(), StoreError> {
+    run.chain_errors.extend(hops.chain_errors.iter().cloned());
+    for child in &hops.started {
+        t.insert_new(child)?;
+        run.children.push(child.as_ref());
+    }
+    super::chains::insert_file_tokens(txn, &hops.tokens)?;
+    for a in &hops.audit {
+        super::admin::insert_audit(txn, a)?;
+    }
+    Ok(())
+}
+
+fn complete(
+    txn: &redb::WriteTransaction,
+    t: &mut RunTables<'_>,
+    c: &Completion,
+) -> Result<RunOpOutcome, StoreError> {
     let mut run = t.get(c.run_id)?;
     if run.state != RunState::Running {
         return Err(StoreError::Conflict(format!(
@@ -411,11 +493,7 @@ fn complete(t: &mut RunTables<'_>, c: &Completion) -> Result<RunOpOutcome, Store
         run.state = c.state;
         run.finished_at = Some(c.at);
         run.outputs = c.outputs.clone();
-        run.chain_errors.extend(c.chain_errors.iter().cloned());
-        for child in &c.started {
-            t.insert_new(child)?;
-            run.children.push(child.as_ref());
-        }
+        fire_hops(txn, t, &mut run, &c.hops)?;
     }
     t.put(&run, Some(RunState::Running))?;
     Ok(RunOpOutcome::Completed(Box::new(run)))

@@ -46,6 +46,20 @@ pub const IDEMPOTENCY: TableDefinition<(u128, &str), &[u8]> = TableDefinition::n
 /// (env, file name) → FileMeta (the newest version)
 pub const FILES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("files");
 
+/// image id → Upload (the FileUpload table)
+pub const UPLOADS: TableDefinition<u128, &[u8]> = TableDefinition::new("uploads");
+/// (env, image id) → (): an environment's uploads.
+pub const UPLOADS_BY_ENV: TableDefinition<(&str, u128), ()> =
+    TableDefinition::new("uploads_by_env");
+
+/// (env, chain name) → Chain (with its share grants)
+pub const CHAINS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("chains");
+
+/// SHA-256 of the token text → FileToken. The text itself is never stored.
+pub const FILE_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("file_tokens");
+/// token id → token hash: finding a token by id (revoke, retry).
+pub const FILE_TOKEN_IDS: TableDefinition<u128, &[u8]> = TableDefinition::new("file_token_ids");
+
 /// audit id → AuditEntry
 pub const AUDIT: TableDefinition<u128, &[u8]> = TableDefinition::new("audit");
 
@@ -67,6 +81,11 @@ pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> 
     txn.open_table(RUN_LOGS)?;
     txn.open_table(IDEMPOTENCY)?;
     txn.open_table(FILES)?;
+    txn.open_table(UPLOADS)?;
+    txn.open_table(UPLOADS_BY_ENV)?;
+    txn.open_table(CHAINS)?;
+    txn.open_table(FILE_TOKENS)?;
+    txn.open_table(FILE_TOKEN_IDS)?;
     txn.open_table(AUDIT)?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Baton's integration tests: the real binary on its own data dir, over HTTP.
 
+mod api_checks;
 mod crash;
 mod runs;
 mod support;

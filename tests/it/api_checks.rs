@@ -1,16 +1,13 @@
 //! API checks through the real binary: who may call what (design §8, §9 table), how bad
 //! input is refused (§9 conventions), and that secrets never leave the server (§4).
 
-#[path = "it/support.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{json, Value};
 use sha2::Digest;
-use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // 1. Roles
@@ -874,6 +871,7 @@ fn assert_masked(what: &str, schedule: &Value, name: &str) {
 #[tokio::test]
 async fn secrets_never_leave_the_server() {
     let secret = format!("pw-{}-Zq", uuid::Uuid::now_v7().simple());
+    let marker = format!("plain-{}-Mk", uuid::Uuid::now_v7().simple());
     let digest = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
     let mut server = Server::start_with(Options {
         args: vec!["--allow-command".into(), "/bin/sh".into()],
@@ -898,6 +896,8 @@ async fn secrets_never_leave_the_server() {
                 {"name": "Args", "value": json!(["-c", format!("printf %s \"$PW\" | sha256sum | grep -q {digest}")]).to_string()},
                 {"name": "Env", "value": format!("PW={secret}"), "encrypt": true},
                 {"name": "Password", "value": secret, "encrypt": true},
+                // A control: a plain value is found where the secret must not be.
+                {"name": "Note", "value": marker},
             ]
         });
         let (s, created) = admin
@@ -913,6 +913,10 @@ async fn secrets_never_leave_the_server() {
         // Read back.
         let (_, got) = admin.get(&one).await;
         leaks("schedule GET", &got.to_string());
+        assert!(
+            got.to_string().contains(&marker),
+            "the control value is not shown: {got}"
+        );
         assert_masked("schedule GET", &got, "Password");
         let (_, list) = admin.get("/api/v1/envs/production/schedules").await;
         leaks("schedule list", &list.to_string());
@@ -1014,10 +1018,15 @@ async fn secrets_never_leave_the_server() {
     std::thread::sleep(Duration::from_millis(300));
     leaks("the server's stderr", &server.stderr_log());
     assert!(
-        !server.stderr_log().is_empty(),
-        "the stderr log was not captured"
+        server.stderr_log().contains("stopped"),
+        "the stderr log was not captured to the end: {}",
+        server.stderr_log()
     );
     let files = all_bytes_under(&server.dir);
+    assert!(
+        files.iter().any(|(_, b)| contains(b, marker.as_bytes())),
+        "the control value is in no file of the data dir, so the scan proves nothing"
+    );
     assert!(
         files.iter().any(|(p, _)| p.ends_with("master.key")),
         "no master.key under {:?}",
