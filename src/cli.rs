@@ -59,6 +59,9 @@ pub struct ServeArgs {
         global = true
     )]
     pub allow_command: Vec<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for FTPS uploads.
+    #[arg(long, env = "BATON_FTP_CA_FILE", global = true)]
+    pub ftp_ca_file: Option<PathBuf>,
     #[arg(
         long,
         env = "BATON_MAX_CONCURRENT_RUNS",
@@ -176,6 +179,7 @@ fn config(global: &GlobalArgs, serve: &ServeArgs, start_engine: bool) -> Config 
         max_chain_depth: serve.max_chain_depth,
         file_token_ttl: serve.file_token_ttl,
         allow_commands: serve.allow_command.clone(),
+        ftp_ca_file: serve.ftp_ca_file.clone(),
         admin_password: std::env::var("BATON_ADMIN_PASSWORD")
             .ok()
             .filter(|v| !v.is_empty()),

@@ -2,7 +2,7 @@
 //! schedule's overlap policy, over an in-memory FIFO of queued runs. The store stays the
 //! truth; this is rebuilt from it at start.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -28,6 +28,9 @@ pub struct Admission {
     /// Queued plus running, for overlap `skip`.
     active_by_schedule: HashMap<Uuid, usize>,
     queue: VecDeque<Waiting>,
+    /// The `not_before` times of the waiting runs (time → how many), so the next wakeup is
+    /// found without scanning the whole queue on every dispatch.
+    retry_times: BTreeMap<DateTime<Utc>, usize>,
 }
 
 impl Admission {
@@ -102,7 +105,22 @@ impl Admission {
 
     /// A run already active (recovered at start, or back for a retry) waits its turn.
     pub fn enqueue(&mut self, w: Waiting) {
+        if let Some(t) = w.not_before {
+            *self.retry_times.entry(t).or_default() += 1;
+        }
         self.queue.push_back(w);
+    }
+
+    /// Keeps [`Self::retry_times`] in step when `w` leaves the queue.
+    fn left_queue(&mut self, w: &Waiting) {
+        if let Some(t) = w.not_before {
+            if let Some(n) = self.retry_times.get_mut(&t) {
+                *n -= 1;
+                if *n == 0 {
+                    self.retry_times.remove(&t);
+                }
+            }
+        }
     }
 
     /// Recovery counts a queued run as active before enqueueing it.
@@ -119,6 +137,7 @@ impl Admission {
             if w.not_before.is_none_or(|t| t <= now) && self.fits(&w.env, w.schedule_id, w.overlap)
             {
                 if let Some(w) = self.queue.remove(i) {
+                    self.left_queue(&w);
                     self.take_slot(&w.env, w.schedule_id);
                     ready.push(w);
                 }
@@ -131,13 +150,15 @@ impl Admission {
 
     /// The earliest time a waiting retry becomes due.
     pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
-        self.queue.iter().filter_map(|w| w.not_before).min()
+        self.retry_times.keys().next().copied()
     }
 
     /// Removes a queued run (cancelled); true when it was waiting here.
     pub fn remove_waiting(&mut self, run_id: Uuid) -> Option<Waiting> {
         let pos = self.queue.iter().position(|w| w.run_id == run_id)?;
-        self.queue.remove(pos)
+        let w = self.queue.remove(pos)?;
+        self.left_queue(&w);
+        Some(w)
     }
 
     pub fn release_slot(&mut self, env: &str, schedule: Uuid) {
@@ -232,5 +253,10 @@ mod tests {
         assert!(a.take_ready(now).is_empty());
         assert_eq!(a.next_wakeup(), Some(now + chrono::Duration::seconds(5)));
         assert_eq!(a.take_ready(now + chrono::Duration::seconds(5)).len(), 1);
+        assert_eq!(
+            a.next_wakeup(),
+            None,
+            "a run that left the queue no longer wakes anyone"
+        );
     }
 }

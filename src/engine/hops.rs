@@ -440,6 +440,24 @@ impl Engine {
         Ok((text, token))
     }
 
+    /// A new token for the same file version and environment as `old`, bound to `run` (a
+    /// retry of a run that received a token).
+    pub fn fresh_token(&self, old: &FileToken, run: Uuid) -> (String, FileToken) {
+        let now = self.clock.now();
+        let text = format!("{FILE_TOKEN_PREFIX}{}", random_token(32));
+        let token = FileToken {
+            id: Uuid::now_v7(),
+            run_id: run,
+            created_at: now,
+            expires_at: now
+                + chrono::Duration::from_std(self.file_token_ttl)
+                    .unwrap_or(chrono::Duration::hours(24)),
+            revoked_at: None,
+            ..old.clone()
+        };
+        (text, token)
+    }
+
     /// Admission for each started run: claimed at once when a slot is free, queued
     /// otherwise, refused ("target busy") under overlap `skip` with a run active.
     fn admit(&self, planned: &mut PlannedHops) {

@@ -62,6 +62,16 @@ struct Active {
     reason: Arc<Mutex<Option<StopReason>>>,
 }
 
+/// How a new run is submitted: its schedule's overlap policy, and what commits with it.
+#[derive(Debug, Default)]
+pub struct Submit {
+    pub overlap: crate::domain::Overlap,
+    pub idempotency: Option<IdempotencyKey>,
+    /// The due time a scheduled run fires (advances its schedule in the same commit).
+    pub fire: Option<Fire>,
+    pub tokens: Vec<([u8; 32], crate::domain::FileToken)>,
+}
+
 /// What starting a run came to.
 #[derive(Debug, Clone)]
 pub enum Submitted {
@@ -234,10 +244,14 @@ impl Engine {
     pub async fn submit(
         self: &Arc<Self>,
         mut run: Run,
-        overlap: crate::domain::Overlap,
-        idempotency: Option<IdempotencyKey>,
-        fire: Option<Fire>,
+        how: Submit,
     ) -> Result<Submitted, EngineError> {
+        let Submit {
+            overlap,
+            idempotency,
+            fire,
+            tokens,
+        } = how;
         let start_now = self
             .admission()
             .admit_new(&run.env, run.schedule_id, overlap)
@@ -256,6 +270,7 @@ impl Engine {
                 run,
                 idempotency,
                 fire,
+                tokens,
             })))
             .await;
         match outcome {

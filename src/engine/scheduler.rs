@@ -259,7 +259,14 @@ impl Scheduler {
         )?;
         match self
             .engine
-            .submit(run, schedule.overlap, None, Some(fire))
+            .submit(
+                run,
+                super::Submit {
+                    overlap: schedule.overlap,
+                    fire: Some(fire),
+                    ..Default::default()
+                },
+            )
             .await?
         {
             Submitted::Started(_) | Submitted::Queued(_) | Submitted::Replayed(_) => {}

@@ -24,6 +24,8 @@ pub struct Config {
     pub max_chain_depth: u32,
     pub file_token_ttl: std::time::Duration,
     pub allow_commands: Vec<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for FTPS.
+    pub ftp_ca_file: Option<PathBuf>,
     /// `BATON_ADMIN_PASSWORD` for the first start.
     pub admin_password: Option<String>,
     /// False for one-shot CLI commands: no recovery, no catch-up runs.
@@ -40,6 +42,7 @@ impl Config {
             max_chain_depth: 32,
             file_token_ttl: std::time::Duration::from_secs(24 * 3600),
             allow_commands: Vec::new(),
+            ftp_ca_file: None,
             admin_password: None,
             start_engine: true,
         }
@@ -124,6 +127,7 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
         file_token_ttl: cfg.file_token_ttl,
         tasks: TaskSettings {
             allowed_commands: cfg.allow_commands.clone(),
+            extra_ca_file: cfg.ftp_ca_file.clone(),
         },
     };
     let engine = Engine::new(

@@ -6,12 +6,13 @@ use uuid::Uuid;
 
 use super::views::RunView;
 use super::{blocking, Service, ServiceError};
-use crate::crypto::Place;
+use crate::crypto::{token_hash, Place};
 use crate::domain::run::RunParam;
+use crate::domain::FileToken;
 use crate::domain::{
     LogLine, Origin, ParamValue, Problems, Role, Run, RunState, User, TASK_CHAIN_PARAM,
 };
-use crate::engine::Submitted;
+use crate::engine::{Submit, Submitted};
 use crate::store::{IdempotencyKey, RunFilter};
 
 /// The most runs or audit entries one page holds.
@@ -123,7 +124,14 @@ impl Service {
         }
         let submitted = self
             .engine
-            .submit(run, schedule.overlap, idempotency, None)
+            .submit(
+                run,
+                Submit {
+                    overlap: schedule.overlap,
+                    idempotency,
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(|e| match e {
                 crate::engine::EngineError::Store(crate::store::StoreError::Conflict(msg))
@@ -253,10 +261,19 @@ impl Service {
             parent.as_ref(),
         )?;
         run.acting_user = old.acting_user.clone();
-        run.params = self.copy_params(&old, run.id)?;
+        let (params, tokens) = self.copy_params(&old, run.id)?;
+        run.params = params;
+        run.parent_hop = old.parent_hop;
         let submitted = self
             .engine
-            .submit(run, schedule.overlap, None, None)
+            .submit(
+                run,
+                Submit {
+                    overlap: schedule.overlap,
+                    tokens,
+                    ..Default::default()
+                },
+            )
             .await?;
         let audit = self.audit_entry(
             &caller.username,
@@ -269,43 +286,57 @@ impl Service {
         Ok(submitted.run_id())
     }
 
-    /// The parameters of `from` for a new run, sealed values re-sealed for its place.
-    fn copy_params(&self, from: &Run, to: Uuid) -> Result<Vec<RunParam>, ServiceError> {
-        from.params
-            .iter()
-            .map(|p| {
-                let value = match &p.value {
-                    ParamValue::Plain(v) => ParamValue::Plain(v.clone()),
-                    ParamValue::Sealed(s) => {
-                        let src = Place {
-                            env: &from.env,
-                            record: format!("run:{}", from.id),
-                            name: &p.name,
-                        };
-                        let plain = self
-                            .keyring
-                            .open(&src, s)
-                            .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                        let dst = Place {
-                            env: &from.env,
-                            record: format!("run:{to}"),
-                            name: &p.name,
-                        };
-                        ParamValue::Sealed(
-                            self.keyring
-                                .seal(&dst, &plain)
-                                .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                        )
-                    }
-                };
-                Ok(RunParam {
-                    name: p.name.clone(),
-                    value,
-                    literal: p.literal,
-                    file_token: p.file_token,
-                })
-            })
-            .collect()
+    /// The parameters of `from` for a new run, sealed values re-sealed for its place. A
+    /// parameter that held a file token gets a fresh token bound to the new run.
+    #[allow(clippy::type_complexity)]
+    fn copy_params(
+        &self,
+        from: &Run,
+        to: Uuid,
+    ) -> Result<(Vec<RunParam>, Vec<([u8; 32], FileToken)>), ServiceError> {
+        let internal = |e: crate::crypto::CryptoError| ServiceError::Internal(e.to_string());
+        let mut tokens = Vec::new();
+        let mut params = Vec::with_capacity(from.params.len());
+        for p in &from.params {
+            let dst = Place {
+                env: &from.env,
+                record: format!("run:{to}"),
+                name: &p.name,
+            };
+            let old_token = match p.file_token {
+                Some(id) => self.store.file_token_by_id(id)?,
+                None => None,
+            };
+            let (value, file_token) = match (&p.value, old_token) {
+                (ParamValue::Sealed(_), Some(old)) => {
+                    let (text, fresh) = self.engine.fresh_token(&old, to);
+                    let sealed = self.keyring.seal(&dst, &text).map_err(internal)?;
+                    let id = fresh.id;
+                    tokens.push((token_hash(&text), fresh));
+                    (ParamValue::Sealed(sealed), Some(id))
+                }
+                (ParamValue::Plain(v), _) => (ParamValue::Plain(v.clone()), None),
+                (ParamValue::Sealed(s), None) => {
+                    let src = Place {
+                        env: &from.env,
+                        record: format!("run:{}", from.id),
+                        name: &p.name,
+                    };
+                    let plain = self.keyring.open(&src, s).map_err(internal)?;
+                    (
+                        ParamValue::Sealed(self.keyring.seal(&dst, &plain).map_err(internal)?),
+                        None,
+                    )
+                }
+            };
+            params.push(RunParam {
+                name: p.name.clone(),
+                value,
+                literal: p.literal,
+                file_token,
+            });
+        }
+        Ok((params, tokens))
     }
 }
 

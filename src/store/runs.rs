@@ -52,6 +52,8 @@ pub struct Enqueue {
     pub run: Run,
     pub idempotency: Option<IdempotencyKey>,
     pub fire: Option<Fire>,
+    /// File tokens the run receives (a retry's fresh ones), committed with it.
+    pub tokens: Vec<([u8; 32], FileToken)>,
 }
 
 /// A run's attempt ended.
@@ -448,6 +450,7 @@ fn enqueue(
         advance_schedule(txn, fire)?;
     }
     t.insert_new(&e.run)?;
+    super::chains::insert_file_tokens(txn, &e.tokens)?;
     Ok(RunOpOutcome::Enqueued(Box::new(e.run.clone())))
 }
 

@@ -3,9 +3,12 @@
 
 mod command;
 mod file_export;
+mod file_store;
+mod ftp_upload;
 mod http;
 mod noop;
 mod sleep;
+mod source_file;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -64,6 +67,8 @@ pub type Outputs = BTreeMap<String, String>;
 pub struct TaskSettings {
     /// Absolute paths `command` may run; empty refuses the kind.
     pub allowed_commands: Vec<std::path::PathBuf>,
+    /// Extra trusted CA certificates (PEM) for FTPS servers with a private CA.
+    pub extra_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Lines a task reports; the engine commits them with the run's completion (and flushes
@@ -165,6 +170,8 @@ impl Kinds {
             Arc::new(http::Http::new()),
             Arc::new(command::Command),
             Arc::new(file_export::FileExport),
+            Arc::new(file_store::FileStore),
+            Arc::new(ftp_upload::FtpUpload),
         ];
         Kinds(all.into_iter().map(|k| (k.spec().name, k)).collect())
     }

@@ -1,0 +1,335 @@
+//! Task chaining end to end through the real server.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const SECRET: &str = "s3cret-Chain-7f1c";
+
+/// `training` → `production`: the seed's own example. Returns (training schedule id,
+/// production template id).
+async fn seed_example(admin: &Client<'_>) -> (String, String) {
+    let (s, b) = admin
+        .post(
+            "/api/v1/environments",
+            json!({"id": "training", "time_zone": "America/Denver"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let template = admin
+        .schedule("production", json!({"name": "Store partner file", "kind": "file-store", "trigger": {"type": "manual"},
+            "params": [
+                {"name": "Password", "value": "placeholder", "encrypt": true},
+                {"name": "Note", "value": ""},
+                {"name": "Who", "value": ""}
+            ]}))
+        .await;
+    let (s, b) = admin
+        .post("/api/v1/envs/production/chains", json!({"name": "nightly-upload", "schedule_id": template, "description": "partner upload", "share_with": ["training"]}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let chain_text = format!(
+        r#"{{
+  "customerId": "production",          // optional: target environment
+  "name": "nightly-upload",            // required
+  "params": [
+    {{ "name": "SourceFile", "value": "@FileToken@" }},
+    {{ "name": "Password",   "value": "{SECRET}", "encrypt": true }},
+    {{ "name": "Note",       "value": "@DATE@ by @UserID@" }},
+    {{ "name": "Who",        "value": "@Output.FileName@" }}
+  ]
+}}"#
+    );
+    let source = admin
+        .schedule(
+            "training",
+            json!({"name": "Nightly export", "kind": "file-export", "trigger": {"type": "manual"},
+            "params": [
+                {"name": "FileName", "value": "report-@DATE@.csv"},
+                {"name": "Content", "value": "id,amount\n1,42\n"},
+                {"name": "async-TaskChain", "value": chain_text}
+            ]}),
+        )
+        .await;
+    (source, template)
+}
+
+#[tokio::test]
+async fn the_seed_example_runs_across_environments() {
+    let mut server = Server::start().await;
+    let admin = server.admin().await;
+    let (source, _template) = seed_example(&admin).await;
+
+    let (_, stored) = admin
+        .get(&format!("/api/v1/envs/training/schedules/{source}"))
+        .await;
+    let chain_param = stored["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "async-TaskChain")
+        .unwrap()
+        .clone();
+    let shown: Value = serde_json::from_str(chain_param["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        shown["params"][1],
+        json!({"name": "Password", "value": null, "is_set": true, "encrypt": true}),
+        "{shown}"
+    );
+
+    let run = admin.run_now("training", &source).await;
+    let done = admin
+        .wait_final("training", &run, Duration::from_secs(10))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let file_name = done["outputs"]["FileName"].as_str().unwrap().to_string();
+    assert!(file_name.starts_with("report-20"), "{file_name}");
+    let children = done["chain"]["children"].as_array().unwrap();
+    assert_eq!(children.len(), 1, "{done}");
+    assert_eq!(children[0]["env"], "production");
+    let child = children[0]["id"].as_str().unwrap().to_string();
+
+    let started = admin
+        .wait_final("production", &child, Duration::from_secs(10))
+        .await;
+    assert_eq!(started["state"], "succeeded", "{started}");
+    assert_eq!(started["origin"], "chain");
+    assert_eq!(started["acting_user"], "admin");
+    assert_eq!(
+        started["chain"]["parent"],
+        json!({"env": "training", "id": run})
+    );
+    assert_eq!(
+        started["chain"]["root"],
+        json!({"env": "training", "id": run})
+    );
+    assert_eq!(started["chain"]["depth"], 1);
+    let param = |name: &str| {
+        started["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        param("SourceFile")["value"],
+        Value::Null,
+        "the token is masked"
+    );
+    assert_eq!(param("Password")["value"], Value::Null);
+    assert_eq!(param("Password")["is_set"], true);
+    let date = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Denver)
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(
+        param("Note")["value"],
+        format!("{date} by admin"),
+        "@DATE@ in the source's zone"
+    );
+    assert_eq!(param("Who")["value"], file_name.as_str());
+
+    let (s, _, bytes) = server
+        .raw(
+            "GET",
+            &format!("/api/v1/envs/production/runs/{child}/params/SourceFile/file"),
+            Some(&admin.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(bytes, "id,amount\n1,42\n");
+    let image = started["outputs"]["ImageID"].as_str().unwrap();
+    let (s, _, bytes) = server
+        .raw(
+            "GET",
+            &format!("/api/v1/envs/production/uploads/{image}"),
+            Some(&admin.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!((s, bytes.as_str()), (200, "id,amount\n1,42\n"));
+    let (_, tokens) = admin.get("/api/v1/envs/training/file-tokens").await;
+    assert_eq!(tokens[0]["target_env"], "production", "{tokens}");
+    assert_eq!(tokens[0]["state"], "active");
+
+    // Neither the secret nor any token text is in an answer, the log or the data dir.
+    let mut answers = String::new();
+    for path in [
+        format!("/api/v1/envs/training/schedules/{source}"),
+        format!("/api/v1/envs/training/runs/{run}"),
+        format!("/api/v1/envs/production/runs/{child}"),
+        format!("/api/v1/envs/production/runs/{child}/log"),
+        format!("/api/v1/envs/training/runs/{run}/log"),
+        "/api/v1/envs/training/file-tokens".to_string(),
+        "/api/v1/audit?limit=500".to_string(),
+    ] {
+        answers.push_str(&admin.get(&path).await.1.to_string());
+    }
+    assert!(
+        !answers.contains(SECRET) && !answers.contains("bft_"),
+        "{answers}"
+    );
+    drop(admin);
+    let _ = server.terminate();
+    assert!(!server.stderr_log().contains(SECRET) && !server.stderr_log().contains("bft_"));
+    for (path, bytes) in all_bytes_under(&server.dir) {
+        assert!(
+            !contains(&bytes, SECRET.as_bytes()),
+            "secret in {}",
+            path.display()
+        );
+        assert!(
+            !contains(&bytes, b"bft_"),
+            "a token's text in {}",
+            path.display()
+        );
+    }
+}
+
+/// Every problem of a bad `async-TaskChain`, with its path, line and column.
+#[tokio::test]
+async fn save_refuses_a_bad_chain_naming_every_problem() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let (source, template) = seed_example(&admin).await;
+    let (s, b) = admin
+        .post(
+            "/api/v1/envs/production/chains",
+            json!({"name": "private", "schedule_id": template}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (_, t) = admin
+        .get(&format!("/api/v1/envs/production/schedules/{template}"))
+        .await;
+    let mut t = t;
+    t["params"][1]["locked"] = json!(true);
+    assert_eq!(
+        admin
+            .put(&format!("/api/v1/envs/production/schedules/{template}"), t)
+            .await
+            .0,
+        200
+    );
+
+    let bad = r#"[
+  {"customerId": "production", "name": "private"},
+  {"customerId": "production", "name": "missing"},
+  {"customerId": "production", "name": "nightly-upload",
+   "params": [{"name": "Note", "value": "x"},
+              {"name": "Bogus", "value": "x"},
+              {"name": "Who", "value": "@Nope@"},
+              {"name": "Password", "value": "@Param.Secret@"}]}
+]"#;
+    let body = json!({"name": "bad", "kind": "noop", "trigger": {"type": "manual"},
+        "params": [{"name": "Secret", "value": "x", "encrypt": true}, {"name": "async-TaskChain", "value": bad}]});
+    let (s, b) = admin.post("/api/v1/envs/training/schedules", body).await;
+    assert_eq!(s, 422, "{b}");
+    let details = b["error"]["details"].as_array().unwrap();
+    let find = |field: &str| {
+        details
+            .iter()
+            .find(|d| d["field"] == field)
+            .unwrap_or_else(|| panic!("no {field} in {b}"))
+            .clone()
+    };
+    let private = find("params[1].value[0].name");
+    let missing = find("params[1].value[1].name");
+    assert_eq!(
+        private["message"], missing["message"],
+        "not shared and missing read the same"
+    );
+    assert_eq!(
+        (private["line"].as_u64(), private["column"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert!(find("params[1].value[2].params[0].name")["message"]
+        .as_str()
+        .unwrap()
+        .contains("locked"));
+    assert!(find("params[1].value[2].params[1].name")["message"]
+        .as_str()
+        .unwrap()
+        .contains("does not accept"));
+    assert!(find("params[1].value[2].params[2].value")["message"]
+        .as_str()
+        .unwrap()
+        .contains("@Nope@"));
+    assert!(find("params[1].value[2].params[3].value")["message"]
+        .as_str()
+        .unwrap()
+        .contains("encrypt"));
+    assert_eq!(details.len(), 6, "{b}");
+
+    // A syntax error names its line and column.
+    let (s, b) = admin
+        .post(
+            "/api/v1/envs/training/schedules",
+            json!({"name": "bad", "kind": "noop", "trigger": {"type": "manual"},
+            "params": [{"name": "async-TaskChain", "value": "{\n  \"name\": \"x\",\n}"}]}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(b["error"]["details"][0]["field"], "params[0].value");
+    assert_eq!(
+        b["error"]["details"][0]["line"], 2,
+        "the trailing comma: {b}"
+    );
+    assert!(b["error"]["details"][0]["column"].as_u64().is_some());
+
+    // A cycle: production's template chaining back to itself through a chain.
+    let (s, b) = admin
+        .post(
+            "/api/v1/envs/training/chains",
+            json!({"name": "again", "schedule_id": source}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (_, mut src) = admin
+        .get(&format!("/api/v1/envs/training/schedules/{source}"))
+        .await;
+    let i = src["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p["name"] == "async-TaskChain")
+        .unwrap();
+    src["params"][i]["value"] = json!(r#"{"name": "again"}"#);
+    let (s, b) = admin
+        .put(
+            &format!("/api/v1/envs/training/schedules/{source}"),
+            src.clone(),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert!(
+        b["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cycle"),
+        "{b}"
+    );
+    src["allow_loops"] = json!(true);
+    let (s, b) = admin
+        .put(&format!("/api/v1/envs/training/schedules/{source}"), src)
+        .await;
+    assert_eq!(s, 200, "allow_loops permits it: {b}");
+
+    // Deleting a chain a schedule names is refused with the dependents.
+    let (s, b) = admin.delete("/api/v1/envs/training/chains/again").await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Nightly export"),
+        "{b}"
+    );
+}
