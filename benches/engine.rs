@@ -194,7 +194,13 @@ async fn throughput(
                         .new_run(&schedule, Origin::Manual, "admin", None, None)
                         .expect("new run");
                     engine
-                        .submit(run, schedule.overlap, None, None)
+                        .submit(
+                            run,
+                            baton::engine::Submit {
+                                overlap: schedule.overlap,
+                                ..Default::default()
+                            },
+                        )
                         .await
                         .expect("submit");
                 }
@@ -261,7 +267,13 @@ async fn latency(samples: usize) {
             .expect("new run");
         let t0 = Utc::now();
         let submitted = engine
-            .submit(run, schedule.overlap, None, None)
+            .submit(
+                run,
+                baton::engine::Submit {
+                    overlap: schedule.overlap,
+                    ..Default::default()
+                },
+            )
             .await
             .expect("submit");
         let t1 = Utc::now();
