@@ -149,6 +149,7 @@ fn ms(d: chrono::Duration) -> f64 {
 
 struct Throughput {
     how: &'static str,
+    max_concurrent_runs: usize,
     submitters: usize,
     runs: u64,
     secs: f64,
@@ -227,6 +228,7 @@ async fn throughput(
         } else {
             "Engine::new_run + submit"
         },
+        max_concurrent_runs,
         submitters,
         runs: total,
         secs,
@@ -235,14 +237,15 @@ async fn throughput(
     }
 }
 
-fn print_throughput(rows: &[Throughput], max_concurrent_runs: usize) {
-    println!("\n## Durable no-op runs completed per second (max_concurrent_runs = {max_concurrent_runs})\n");
-    println!("| path | submitters | runs | wall s | runs/s | commits | ops/commit |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+fn print_throughput(rows: &[Throughput]) {
+    println!("\n## Durable no-op runs completed per second\n");
+    println!("| path | max_concurrent_runs | submitters | runs | wall s | runs/s | commits | ops/commit |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {} | {:.1} |",
             r.how,
+            r.max_concurrent_runs,
             r.submitters,
             r.runs,
             r.secs,
@@ -489,13 +492,20 @@ fn main() {
         std::env::temp_dir().display()
     );
     if wants("throughput") {
-        let max = 32;
-        let rows = vec![
-            rt().block_on(throughput(1, 2_000, false, max)),
-            rt().block_on(throughput(64, 1_000, false, max)),
-            rt().block_on(throughput(64, 200, true, max)),
+        // (submitters, runs each, through Service::run_now, max_concurrent_runs); 32 is
+        // the server's default limit.
+        let cases = [
+            (1, 2_000, false, 32),
+            (64, 1_000, false, 32),
+            (64, 1_000, false, 64),
+            (64, 1_000, false, 256),
+            (64, 200, true, 64),
         ];
-        print_throughput(&rows, max);
+        let rows: Vec<Throughput> = cases
+            .into_iter()
+            .map(|(n, per, service, max)| rt().block_on(throughput(n, per, service, max)))
+            .collect();
+        print_throughput(&rows);
     }
     if wants("latency") {
         rt().block_on(latency(1_000));

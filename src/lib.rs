@@ -12,6 +12,7 @@ pub mod engine;
 pub mod service;
 pub mod store;
 pub mod tasks;
+pub mod web;
 
 /// rustls needs one process-wide crypto provider; reqwest and the FTP client share it.
 pub fn install_crypto_provider() {

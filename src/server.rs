@@ -29,7 +29,9 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), String> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap_fn(crate::web::security_headers)
             .configure(crate::api::routes)
+            .configure(crate::web::routes)
     })
     .disable_signals()
     .shutdown_timeout(args.shutdown_grace.as_secs().max(1))

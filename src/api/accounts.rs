@@ -95,7 +95,7 @@ pub async fn revoke_token(
 
 pub async fn change_password(state: State, caller: Caller, body: Body) -> ApiResult<HttpResponse> {
     state
-        .change_password(&caller.0, body.json::<PasswordChange>()?)
+        .change_password(&caller.0, body.json::<PasswordChange>()?, None)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -48,6 +48,9 @@ impl ApiError {
             ServiceError::PayloadTooLarge => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &[])
             }
+            ServiceError::TooManyRequests(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", &[])
+            }
             ServiceError::Validation(p) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", &p.0)
             }

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use actix_web::web;
 use uuid::Uuid;
 
+pub use chains::attachment;
 pub use error::{ApiError, ApiResult};
-pub use extract::{Body, Caller};
+pub use extract::{Body, Caller, BODY_LIMIT};
 
 use crate::service::{Service, ServiceError};
 

@@ -19,7 +19,7 @@ pub use schedule::{
     CatchUp, Overlap, ParamValue, RetryPolicy, Schedule, ScheduleParam, SealedValue,
 };
 pub use trigger::Trigger;
-pub use user::{ApiToken, AuditEntry, Role, User};
+pub use user::{ApiToken, AuditEntry, Role, Session, User};
 
 /// The parameter that holds a schedule's chaining rules (design §2).
 pub const TASK_CHAIN_PARAM: &str = "async-TaskChain";

@@ -75,6 +75,13 @@ impl Trigger {
         }
     }
 
+    /// True when [`Trigger::validate`] finds nothing.
+    pub fn validate_ok(&self) -> bool {
+        let mut p = Problems::new();
+        self.validate("trigger", &mut p);
+        p.is_empty()
+    }
+
     /// True for triggers that start runs without a person or a chain.
     pub fn fires_on_its_own(&self) -> bool {
         !matches!(self, Trigger::Manual)

@@ -80,3 +80,13 @@ pub struct AuditEntry {
     pub target: Option<String>,
     pub detail: String,
 }
+
+/// A browser session. Only the SHA-256 of its id is stored (as the table key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub username: String,
+    /// The synchronizer token every form of this session carries.
+    pub csrf: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}

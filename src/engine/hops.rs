@@ -23,8 +23,9 @@ use crate::store::Hops;
 #[derive(Default)]
 pub struct PlannedHops {
     pub hops: Hops,
-    /// Per started run: its schedule's overlap and whether it was claimed at once.
-    admitted: Vec<(Overlap, bool)>,
+    /// Per started run: its schedule's overlap, whether it was claimed at once, and the
+    /// chain's name (for a "target busy" refusal at admission).
+    admitted: Vec<(Overlap, bool, String)>,
 }
 
 /// A hop's dynamic values: the source run's outputs, then its parameters, then the globals;
@@ -165,34 +166,48 @@ impl Engine {
         planned
     }
 
-    /// Plans hop `n` of `run` as its schedule now defines it (refire).
-    pub(super) fn plan_refire(&self, run: &Run, n: usize) -> Result<PlannedHops, String> {
+    /// Plans hop `n` of `run` as its schedule now defines it (refire). `Err` is the chain
+    /// error to record: it names the hop's target environment and chain once they are known.
+    pub(super) fn plan_refire(&self, run: &Run, n: usize) -> Result<PlannedHops, ChainError> {
+        let unnamed = |message: String| ChainError {
+            hop: n as u32,
+            env: run.env.clone(),
+            chain: String::new(),
+            message,
+            at: self.clock.now(),
+        };
         let schedule = self
             .store
             .schedule(run.schedule_id)
             .ok()
             .flatten()
-            .ok_or("the run's schedule was deleted")?;
+            .ok_or_else(|| unnamed("the run's schedule was deleted".into()))?;
         let text = schedule
             .param(TASK_CHAIN_PARAM)
             .and_then(|p| match &p.value {
                 ParamValue::Plain(t) => Some(t.clone()),
                 ParamValue::Sealed(_) => None,
             });
-        let spec = Self::chain_of(text.as_deref())?
-            .ok_or("the schedule no longer has an async-TaskChain")?;
+        let spec = Self::chain_of(text.as_deref())
+            .map_err(unnamed)?
+            .ok_or_else(|| unnamed("the schedule no longer has an async-TaskChain".into()))?;
         let hop = spec
             .hops
             .get(n)
-            .ok_or_else(|| format!("the schedule's async-TaskChain has no hop {n}"))?;
+            .ok_or_else(|| unnamed(format!("the schedule's async-TaskChain has no hop {n}")))?;
         let mut planned = PlannedHops::default();
         self.plan_one(run, &run.outputs, n, hop, &mut planned);
         if let Some(e) = planned.hops.chain_errors.first() {
-            return Err(e.message.clone());
+            return Err(e.clone());
+        }
+        // A run a refire starts says so (design §9: origin `refire`); `plan_one` builds
+        // every hop run as origin `chain`.
+        for child in &mut planned.hops.started {
+            child.origin = Origin::Refire;
         }
         self.admit(&mut planned);
         if let Some(e) = planned.hops.chain_errors.first() {
-            return Err(e.message.clone());
+            return Err(e.clone());
         }
         Ok(planned)
     }
@@ -224,7 +239,7 @@ impl Engine {
                 at: now,
             });
         };
-        match self.build_hop_run(run, outputs, i, hop) {
+        match self.build_hop_run(run, outputs, i, hop, false) {
             Ok((child, overlap, token)) => {
                 self.metrics.hops_fired.fetch_add(1, Ordering::Relaxed);
                 planned.hops.audit.push(self.audit_hop(
@@ -248,7 +263,7 @@ impl Engine {
                     planned.hops.tokens.push((token_hash(&text), tok));
                 }
                 planned.hops.started.push(child);
-                planned.admitted.push((overlap, false));
+                planned.admitted.push((overlap, false, hop.name.clone()));
             }
             Err(message) => refuse(planned, message),
         }
@@ -273,7 +288,8 @@ impl Engine {
         }
     }
 
-    /// The run one hop starts, with its parameters resolved and sealed for it.
+    /// The run one hop starts, with its parameters resolved and sealed for it. With
+    /// `dry_run` (previews) no file is looked up for `@FileToken@`.
     #[allow(clippy::type_complexity)]
     fn build_hop_run(
         &self,
@@ -281,6 +297,7 @@ impl Engine {
         outputs: &BTreeMap<String, String>,
         i: usize,
         hop: &Hop,
+        dry_run: bool,
     ) -> Result<(Run, Overlap, Option<(String, FileToken)>), String> {
         let target = target(&self.store, &run.env, hop).map_err(|e| e.to_string())??;
         if !target.chain.enabled {
@@ -321,7 +338,14 @@ impl Engine {
             &run.env,
         );
         let params = self.source_params(run, &globals);
-        let mint = || self.mint_token(run, outputs, &target.env, child.id);
+        let mint = || {
+            if dry_run && outputs.contains_key("FileName") {
+                let (text, token) =
+                    self.mint_token_for(&run.env, "(preview)", 0, &target.env, child.id);
+                return Ok((text, token));
+            }
+            self.mint_token(run, outputs, &target.env, child.id)
+        };
         let lookup = HopLookup {
             outputs,
             params: &params,
@@ -422,13 +446,24 @@ impl Engine {
             .file(&run.env, name)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("@FileToken@: {name:?} is not in the file store"))?;
+        Ok(self.mint_token_for(&run.env, &meta.name, meta.version, target_env, child))
+    }
+
+    fn mint_token_for(
+        &self,
+        source_env: &str,
+        file: &str,
+        version: u32,
+        target_env: &str,
+        child: Uuid,
+    ) -> (String, FileToken) {
         let now = self.clock.now();
         let text = format!("{FILE_TOKEN_PREFIX}{}", random_token(32));
         let token = FileToken {
             id: Uuid::now_v7(),
-            source_env: run.env.clone(),
-            file_name: meta.name,
-            file_version: meta.version,
+            source_env: source_env.to_string(),
+            file_name: file.to_string(),
+            file_version: version,
             target_env: target_env.to_string(),
             run_id: child,
             created_at: now,
@@ -437,25 +472,19 @@ impl Engine {
                     .unwrap_or(chrono::Duration::hours(24)),
             revoked_at: None,
         };
-        Ok((text, token))
+        (text, token)
     }
 
     /// A new token for the same file version and environment as `old`, bound to `run` (a
     /// retry of a run that received a token).
     pub fn fresh_token(&self, old: &FileToken, run: Uuid) -> (String, FileToken) {
-        let now = self.clock.now();
-        let text = format!("{FILE_TOKEN_PREFIX}{}", random_token(32));
-        let token = FileToken {
-            id: Uuid::now_v7(),
-            run_id: run,
-            created_at: now,
-            expires_at: now
-                + chrono::Duration::from_std(self.file_token_ttl)
-                    .unwrap_or(chrono::Duration::hours(24)),
-            revoked_at: None,
-            ..old.clone()
-        };
-        (text, token)
+        self.mint_token_for(
+            &old.source_env,
+            &old.file_name,
+            old.file_version,
+            &old.target_env,
+            run,
+        )
     }
 
     /// Admission for each started run: claimed at once when a slot is free, queued
@@ -465,19 +494,42 @@ impl Engine {
         let mut adm = self.admission();
         let mut kept = Vec::new();
         let mut kept_admitted = Vec::new();
-        for (mut child, (overlap, _)) in std::mem::take(&mut planned.hops.started)
+        for (mut child, (overlap, _, chain)) in std::mem::take(&mut planned.hops.started)
             .into_iter()
             .zip(std::mem::take(&mut planned.admitted))
         {
             match adm.admit_new(&child.env, child.schedule_id, overlap) {
                 None => {
+                    let message = "target busy: its schedule has an active run (overlap: skip)";
+                    // `plan_one` audited this hop as started (and its token as minted);
+                    // neither happens, so the audit says it was refused instead.
+                    let dropped: Vec<String> = planned
+                        .hops
+                        .tokens
+                        .iter()
+                        .filter(|(_, t)| t.run_id == child.id)
+                        .map(|(_, t)| format!("token {} ", t.id))
+                        .collect();
                     planned.hops.tokens.retain(|(_, t)| t.run_id != child.id);
+                    let started = format!("started run {}", child.id);
+                    planned.hops.audit.retain(|a| {
+                        !(a.action == "file_token.mint"
+                            && dropped.iter().any(|d| a.detail.starts_with(d.as_str())))
+                    });
+                    for a in planned.hops.audit.iter_mut() {
+                        if a.action == "chain.hop" && a.detail == started {
+                            a.action = "chain.refused".into();
+                            a.detail = message.into();
+                        }
+                    }
+                    self.metrics.hops_fired.fetch_sub(1, Ordering::Relaxed);
+                    self.metrics.hops_refused.fetch_add(1, Ordering::Relaxed);
                     planned.hops.chain_errors.push(ChainError {
                         hop: child.parent_hop.unwrap_or(0),
                         env: child.env.clone(),
-                        chain: String::new(),
-                        message: "target busy: its schedule has an active run (overlap: skip)"
-                            .into(),
+                        // The error names its chain like every other chain error.
+                        chain,
+                        message: message.into(),
                         at: now,
                     });
                 }
@@ -490,7 +542,7 @@ impl Engine {
                         child.epoch = self.store.epoch();
                     }
                     kept.push(child);
-                    kept_admitted.push((overlap, claimed));
+                    kept_admitted.push((overlap, claimed, chain));
                 }
             }
         }
@@ -501,7 +553,8 @@ impl Engine {
     /// After the commit: claimed runs start, the others wait; a failed commit gives the
     /// admissions back.
     pub(super) fn hops_committed(self: &Arc<Self>, planned: PlannedHops, committed: bool) {
-        for (child, (overlap, claimed)) in planned.hops.started.into_iter().zip(planned.admitted) {
+        for (child, (overlap, claimed, _)) in planned.hops.started.into_iter().zip(planned.admitted)
+        {
             if !committed {
                 self.admission()
                     .forget_new(&child.env, child.schedule_id, claimed);
@@ -569,14 +622,8 @@ impl Engine {
                 result?;
                 Ok(Refired::Started(child.unwrap_or_default()))
             }
-            Err(message) => {
-                let error = ChainError {
-                    hop: n as u32,
-                    env: run.env.clone(),
-                    chain: String::new(),
-                    message: message.clone(),
-                    at: self.clock.now(),
-                };
+            Err(error) => {
+                let message = error.message.clone();
                 self.committer
                     .submit(crate::store::RunOp::RecordChainError {
                         run_id: run.id,
@@ -607,7 +654,7 @@ impl Engine {
         i: usize,
         hop: &Hop,
     ) -> Result<Vec<PreviewParam>, String> {
-        let (child, _, _) = self.build_hop_run(run, outputs, i, hop)?;
+        let (child, _, _) = self.build_hop_run(run, outputs, i, hop, true)?;
         Ok(hop
             .params
             .iter()

@@ -184,10 +184,13 @@ impl Service {
         Ok(self.store.delete_api_token(&caller.username, id, &audit)?)
     }
 
+    /// Changes the caller's password and ends their other sessions (`keep`: the session id of
+    /// the page that asked, if any).
     pub async fn change_password(
         &self,
         caller: &User,
         req: PasswordChange,
+        keep: Option<&str>,
     ) -> Result<(), ServiceError> {
         let mut p = Problems::new();
         let current = req.current.unwrap_or_default();
@@ -214,6 +217,9 @@ impl Service {
             "",
         );
         self.store.put_user(&user, false, Some(&audit))?;
+        let keep = keep.map(crate::crypto::token_hash);
+        self.store
+            .delete_sessions_of(&caller.username, keep.as_ref())?;
         Ok(())
     }
 

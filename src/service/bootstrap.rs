@@ -145,6 +145,7 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
         keyring,
         kinds,
         clock,
+        throttle: Default::default(),
     });
     let first_start = first_start(&service, cfg).await?;
     if !cfg.start_engine {

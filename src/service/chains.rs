@@ -554,6 +554,104 @@ impl Service {
         Ok(preview)
     }
 
+    /// Previews the chain of a form that is not saved yet (`id`: the schedule it edits, whose
+    /// last run the values resolve against). Validation problems come back as errors.
+    pub async fn preview_unsaved(
+        &self,
+        caller: &User,
+        env: &str,
+        id: Option<Uuid>,
+        input: super::ScheduleInput,
+    ) -> Result<ChainPreview, ServiceError> {
+        let e = self.require(caller, env, Role::Integration)?;
+        let old = match id {
+            Some(id) => Some(self.schedule_in(env, id)?),
+            None => None,
+        };
+        let schedule = match self.build_schedule(
+            caller,
+            &e,
+            id.unwrap_or_else(Uuid::now_v7),
+            input,
+            old.as_ref(),
+        ) {
+            Ok(s) => s,
+            Err(ServiceError::Validation(p)) => {
+                return Ok(ChainPreview {
+                    hops: Vec::new(),
+                    errors: p.0,
+                })
+            }
+            Err(other) => return Err(other),
+        };
+        let Some(parsed) = stored_spec(&schedule) else {
+            return Ok(ChainPreview {
+                hops: Vec::new(),
+                errors: Vec::new(),
+            });
+        };
+        let last = match id {
+            Some(id) => self
+                .store
+                .page_runs(
+                    env,
+                    &crate::store::RunFilter {
+                        schedule: Some(id),
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        let source = match last {
+            Some(r) => r,
+            None => self.placeholder_run(&schedule, &caller.username)?,
+        };
+        // The form's chain, as saved, resolves against the schedule it would be saved with.
+        let mut preview = ChainPreview {
+            hops: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (i, hop) in parsed.hops.iter().enumerate() {
+            let target_env = hop.customer_id.clone().unwrap_or_else(|| env.to_string());
+            match self.engine.preview_hop(&source, &source.outputs, i, hop) {
+                Ok(params) => preview.hops.push(PreviewHop {
+                    env: target_env,
+                    chain: hop.name.clone(),
+                    when: hop.when.as_str(),
+                    params,
+                }),
+                Err(message) => preview.errors.push(FieldProblem {
+                    field: hop.field.clone(),
+                    message,
+                    line: Some(hop.line),
+                    column: Some(hop.column),
+                }),
+            }
+        }
+        Ok(preview)
+    }
+
+    /// A stand-in for a schedule that never ran: its declared outputs shown as ‹Name›.
+    fn placeholder_run(
+        &self,
+        schedule: &Schedule,
+        user: &str,
+    ) -> Result<crate::domain::Run, ServiceError> {
+        let mut r =
+            self.engine
+                .new_run(schedule, crate::domain::Origin::Manual, user, None, None)?;
+        r.state = crate::domain::RunState::Succeeded;
+        if let Some(kind) = self.kinds.get(&schedule.kind) {
+            for o in kind.spec().outputs {
+                r.outputs.insert(o.to_string(), format!("‹{o}›"));
+            }
+        }
+        Ok(r)
+    }
+
     /// `…/hops/{n}/refire`: fires a refused hop again after its cause is fixed.
     pub async fn refire_hop(
         &self,

@@ -22,6 +22,8 @@ pub enum ServiceError {
         message: String,
         details: Vec<FieldProblem>,
     },
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("the request body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("the input has problems")]

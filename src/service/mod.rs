@@ -10,6 +10,7 @@ mod keys;
 mod runs;
 mod schedule_input;
 mod schedules;
+mod sessions;
 pub mod views;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub struct Service {
     pub keyring: Arc<Keyring>,
     pub kinds: Arc<Kinds>,
     pub clock: Arc<dyn Clock>,
+    pub throttle: sessions::Throttle,
 }
 
 impl Service {

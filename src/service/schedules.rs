@@ -147,7 +147,7 @@ impl Service {
     }
 
     /// Validates `input` whole (every problem at once) and builds the stored schedule.
-    fn build_schedule(
+    pub(super) fn build_schedule(
         &self,
         caller: &User,
         env: &Environment,

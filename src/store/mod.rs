@@ -14,6 +14,7 @@ mod keys;
 mod migrate;
 mod runs;
 mod schedules;
+mod sessions;
 pub mod tables;
 
 use std::path::{Path, PathBuf};

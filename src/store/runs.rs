@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::codec::{decode, encode};
 use super::schedules::write_schedule;
 use super::tables::{
-    IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_CHILDREN, RUN_LOGS,
-    SCHEDULES,
+    IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_CHILDREN, RUN_HOURLY,
+    RUN_LOGS, SCHEDULES,
 };
 use super::{id_key, Store, StoreError};
 use crate::domain::run::{ChainError, NewLogLine};
@@ -158,6 +158,7 @@ struct RunTables<'t> {
     by_state: Table<'t, (u8, u128), ()>,
     children: Table<'t, (u128, u128), ()>,
     logs: Table<'t, (u128, u32), &'static [u8]>,
+    hourly: Table<'t, (&'static str, i64, u8), u64>,
 }
 
 impl<'t> RunTables<'t> {
@@ -169,6 +170,7 @@ impl<'t> RunTables<'t> {
             by_state: txn.open_table(RUNS_BY_STATE)?,
             children: txn.open_table(RUN_CHILDREN)?,
             logs: txn.open_table(RUN_LOGS)?,
+            hourly: txn.open_table(RUN_HOURLY)?,
         })
     }
 
@@ -192,6 +194,16 @@ impl<'t> RunTables<'t> {
             self.by_env.insert((run.env.as_str(), key), code)?;
             self.by_schedule
                 .insert((id_key(run.schedule_id), key), code)?;
+            if run.state.is_final() && !old_state.is_some_and(RunState::is_final) {
+                let hour = run
+                    .finished_at
+                    .unwrap_or(run.queued_at)
+                    .timestamp()
+                    .div_euclid(3600);
+                let k = (run.env.as_str(), hour, code);
+                let n = self.hourly.get(k)?.map_or(0, |v| v.value());
+                self.hourly.insert(k, n + 1)?;
+            }
         }
         Ok(())
     }
@@ -316,6 +328,26 @@ impl Store {
                 if !take(k.value().1, code.value())? {
                     break;
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs that ended per hour and final state, for hours `from..=to` (Unix hours).
+    pub fn hourly_counts(
+        &self,
+        env: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, RunState, u64)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(RUN_HOURLY)?;
+        let mut out = Vec::new();
+        for row in t.range((env, from, 0u8)..=(env, to, u8::MAX))? {
+            let (k, v) = row?;
+            let (_, hour, code) = k.value();
+            if let Some(state) = RunState::ALL.into_iter().find(|s| s.code() == code) {
+                out.push((hour, state, v.value()));
             }
         }
         Ok(out)

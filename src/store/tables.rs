@@ -36,6 +36,9 @@ pub const RUNS_BY_SCHEDULE: TableDefinition<(u128, u128), u8> =
     TableDefinition::new("runs_by_schedule");
 /// (state code, run id) → (): runs by state (start-up finds queued and running ones here).
 pub const RUNS_BY_STATE: TableDefinition<(u8, u128), ()> = TableDefinition::new("runs_by_state");
+/// (env, hour since the Unix epoch, final state code) → runs that ended then (the
+/// dashboard's chart, without scanning history).
+pub const RUN_HOURLY: TableDefinition<(&str, i64, u8), u64> = TableDefinition::new("run_hourly");
 /// (parent run id, child run id) → (): lineage, parent → children.
 pub const RUN_CHILDREN: TableDefinition<(u128, u128), ()> = TableDefinition::new("run_children");
 /// (run id, seq) → LogLine
@@ -60,6 +63,9 @@ pub const FILE_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("fil
 /// token id → token hash: finding a token by id (revoke, retry).
 pub const FILE_TOKEN_IDS: TableDefinition<u128, &[u8]> = TableDefinition::new("file_token_ids");
 
+/// SHA-256 of the session id → Session (browser sign-ins; logout deletes the row)
+pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+
 /// audit id → AuditEntry
 pub const AUDIT: TableDefinition<u128, &[u8]> = TableDefinition::new("audit");
 
@@ -78,6 +84,7 @@ pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> 
     txn.open_table(RUNS_BY_SCHEDULE)?;
     txn.open_table(RUNS_BY_STATE)?;
     txn.open_table(RUN_CHILDREN)?;
+    txn.open_table(RUN_HOURLY)?;
     txn.open_table(RUN_LOGS)?;
     txn.open_table(IDEMPOTENCY)?;
     txn.open_table(FILES)?;
@@ -86,6 +93,7 @@ pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> 
     txn.open_table(CHAINS)?;
     txn.open_table(FILE_TOKENS)?;
     txn.open_table(FILE_TOKEN_IDS)?;
+    txn.open_table(SESSIONS)?;
     txn.open_table(AUDIT)?;
     Ok(())
 }

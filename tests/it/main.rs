@@ -1,7 +1,10 @@
 //! Baton's integration tests: the real binary on its own data dir, over HTTP.
 
 mod api_checks;
+mod chain_crash;
+mod chain_rules;
 mod chains;
 mod crash;
+mod ftp;
 mod runs;
 mod support;

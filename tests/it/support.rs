@@ -320,3 +320,107 @@ pub fn all_bytes_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The secret literal `seed_example` puts in its chain text.
+pub const SEED_SECRET: &str = "s3cret-Chain-7f1c";
+
+/// `training` → `production`: the seed's own example (the same setup as `chains.rs`), for
+/// other modules. Returns (training schedule id, production template id).
+pub async fn seed_example(admin: &Client<'_>) -> (String, String) {
+    let (s, b) = admin
+        .post(
+            "/api/v1/environments",
+            json!({"id": "training", "time_zone": "America/Denver"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let template = admin
+        .schedule("production", json!({"name": "Store partner file", "kind": "file-store", "trigger": {"type": "manual"},
+            "params": [
+                {"name": "Password", "value": "placeholder", "encrypt": true},
+                {"name": "Note", "value": ""},
+                {"name": "Who", "value": ""}
+            ]}))
+        .await;
+    let (s, b) = admin
+        .post("/api/v1/envs/production/chains", json!({"name": "nightly-upload", "schedule_id": template, "description": "partner upload", "share_with": ["training"]}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let chain_text = format!(
+        r#"{{
+  "customerId": "production",          // optional: target environment
+  "name": "nightly-upload",            // required
+  "params": [
+    {{ "name": "SourceFile", "value": "@FileToken@" }},
+    {{ "name": "Password",   "value": "{SEED_SECRET}", "encrypt": true }},
+    {{ "name": "Note",       "value": "@DATE@ by @UserID@" }},
+    {{ "name": "Who",        "value": "@Output.FileName@" }}
+  ]
+}}"#
+    );
+    let source = admin
+        .schedule(
+            "training",
+            json!({"name": "Nightly export", "kind": "file-export", "trigger": {"type": "manual"},
+            "params": [
+                {"name": "FileName", "value": "report-@DATE@.csv"},
+                {"name": "Content", "value": "id,amount\n1,42\n"},
+                {"name": "async-TaskChain", "value": chain_text}
+            ]}),
+        )
+        .await;
+    (source, template)
+}
+
+/// A parameter of a schedule or run answer, by name.
+pub fn param_of(object: &Value, name: &str) -> Value {
+    object["params"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no parameter {name} in {object}"))
+}
+
+impl Client<'_> {
+    /// Every run of `schedule` in `env` (newest first; at most 500).
+    pub async fn runs_of(&self, env: &str, schedule: &str) -> Vec<Value> {
+        let (s, b) = self
+            .get(&format!(
+                "/api/v1/envs/{env}/runs?schedule={schedule}&limit=500"
+            ))
+            .await;
+        assert_eq!(s, 200, "list runs: {b}");
+        b.as_array().expect("a list").clone()
+    }
+
+    /// Every run of `env` (newest first; at most 500).
+    pub async fn runs_in(&self, env: &str) -> Vec<Value> {
+        let (s, b) = self
+            .get(&format!("/api/v1/envs/{env}/runs?limit=500"))
+            .await;
+        assert_eq!(s, 200, "list runs: {b}");
+        b.as_array().expect("a list").clone()
+    }
+
+    /// GET a schedule, let `edit` change it, PUT it back; panics unless 200.
+    pub async fn edit_schedule(&self, env: &str, id: &str, edit: impl FnOnce(&mut Value)) {
+        let path = format!("/api/v1/envs/{env}/schedules/{id}");
+        let (s, mut b) = self.get(&path).await;
+        assert_eq!(s, 200, "get schedule: {b}");
+        edit(&mut b);
+        let (s, b) = self.put(&path, b).await;
+        assert_eq!(s, 200, "put schedule: {b}");
+    }
+
+    /// Runs a schedule now with a body; returns the run id.
+    pub async fn run_now_with(&self, env: &str, schedule: &str, body: Value) -> String {
+        let (s, b) = self
+            .post(
+                &format!("/api/v1/envs/{env}/schedules/{schedule}/run"),
+                body,
+            )
+            .await;
+        assert_eq!(s, 202, "run now: {b}");
+        b["run_id"].as_str().expect("run_id").to_string()
+    }
+}

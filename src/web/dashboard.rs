@@ -1,0 +1,130 @@
+//! The dashboard of one environment: running now, recent failures, next due, and runs per
+//! hour by state over the last day.
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+use super::auth::html;
+use super::error::WebResult;
+use super::layout::{local_opt, local_time, Nav, SignedIn};
+use super::svg;
+use crate::api::State;
+use crate::domain::{Role, RunState};
+use crate::store::RunFilter;
+
+pub struct RunRow {
+    pub id: String,
+    pub schedule: String,
+    pub state: String,
+    pub class: &'static str,
+    pub when: String,
+    pub error: String,
+}
+
+pub struct DueRow {
+    pub id: String,
+    pub name: String,
+    pub at: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    nav: Nav,
+    running: Vec<RunRow>,
+    queued: usize,
+    failures: Vec<RunRow>,
+    due: Vec<DueRow>,
+    chart: String,
+    zone: String,
+}
+
+pub async fn page(state: State, me: SignedIn, env: web::Path<String>) -> WebResult<HttpResponse> {
+    let e = state.require(&me.user, &env, Role::Viewer)?;
+    let schedules = state.store.schedules_of(&env)?;
+    let name_of = |id: uuid::Uuid| {
+        schedules
+            .iter()
+            .find(|s| s.id == id)
+            .map_or_else(|| id.to_string(), |s| s.name.clone())
+    };
+    let rows = |states: Vec<RunState>, limit: usize| -> WebResult<Vec<RunRow>> {
+        let runs = state.store.page_runs(
+            &env,
+            &RunFilter {
+                states: Some(states),
+                limit,
+                ..Default::default()
+            },
+        )?;
+        Ok(runs
+            .iter()
+            .map(|r| RunRow {
+                id: r.id.to_string(),
+                schedule: name_of(r.schedule_id),
+                state: r.state.as_str().to_string(),
+                class: svg::state_class(r.state.as_str()),
+                when: local_opt(
+                    r.finished_at.or(r.started_at).or(Some(r.queued_at)),
+                    &e.time_zone,
+                ),
+                error: r.error.clone().unwrap_or_default(),
+            })
+            .collect())
+    };
+    let running = rows(vec![RunState::Running], 20)?;
+    let queued = state
+        .store
+        .page_runs(
+            &env,
+            &RunFilter {
+                states: Some(vec![RunState::Queued]),
+                limit: 500,
+                ..Default::default()
+            },
+        )?
+        .len();
+    let failures = rows(vec![RunState::Failed, RunState::TimedOut], 10)?;
+    let mut due: Vec<_> = schedules
+        .iter()
+        .filter(|s| s.enabled)
+        .filter_map(|s| s.next_fire_at.map(|t| (t, s)))
+        .collect();
+    due.sort_by_key(|(t, _)| *t);
+    let due = due
+        .into_iter()
+        .take(10)
+        .map(|(t, s)| DueRow {
+            id: s.id.to_string(),
+            name: s.name.clone(),
+            at: local_time(t, &e.time_zone),
+        })
+        .collect();
+    let now_hour = state.clock.now().timestamp().div_euclid(3600);
+    let counts = state.store.hourly_counts(&env, now_hour - 23, now_hour)?;
+    let tz: chrono_tz::Tz = e.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let hours: Vec<(String, Vec<(RunState, u64)>)> = (now_hour - 23..=now_hour)
+        .map(|h| {
+            let label = chrono::DateTime::from_timestamp(h * 3600, 0)
+                .map_or_else(String::new, |t| {
+                    t.with_timezone(&tz).format("%H:00").to_string()
+                });
+            let c = counts
+                .iter()
+                .filter(|(hh, _, _)| *hh == h)
+                .map(|(_, s, n)| (*s, *n))
+                .collect();
+            (label, c)
+        })
+        .collect();
+    let page = DashboardPage {
+        nav: Nav::new(&state, &me, &env, "dashboard"),
+        running,
+        queued,
+        failures,
+        due,
+        chart: svg::hourly_chart(&hours),
+        zone: e.time_zone.clone(),
+    };
+    Ok(html(page.render(), actix_web::http::StatusCode::OK))
+}
