@@ -88,6 +88,10 @@ pub struct ServeArgs {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Run the server on a fresh temporary data dir seeded with a demo: two environments, a
+    /// user per role (printed as `USER PASSWORD ROLE`), schedules, a cross-environment chain
+    /// and some history.
+    Demo,
     /// Manage environments.
     #[command(subcommand)]
     Env(EnvCommand),
@@ -190,8 +194,19 @@ fn config(global: &GlobalArgs, serve: &ServeArgs, start_engine: bool) -> Config 
 /// Runs the command line; the error is printed by `main`.
 pub async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Some(Command::Demo) => {
+            let dir = std::env::temp_dir().join(format!("baton-demo-{}", uuid::Uuid::now_v7()));
+            let global = GlobalArgs {
+                data_dir: dir.clone(),
+                master_key_file: None,
+            };
+            let mut cfg = config(&global, &cli.serve, true);
+            cfg.master_key_hex = None;
+            println!("demo data dir: {}", dir.display());
+            crate::server::serve(cfg, cli.serve, true).await
+        }
         None | Some(Command::Serve) => {
-            crate::server::serve(config(&cli.global, &cli.serve, true), cli.serve).await
+            crate::server::serve(config(&cli.global, &cli.serve, true), cli.serve, false).await
         }
         Some(cmd) => admin_command(config(&cli.global, &cli.serve, false), cmd).await,
     }
@@ -228,7 +243,7 @@ async fn admin_command(cfg: Config, cmd: Command) -> Result<(), String> {
         other => other.to_string(),
     };
     match cmd {
-        Command::Serve => Ok(()),
+        Command::Serve | Command::Demo => Ok(()),
         Command::Env(EnvCommand::Add {
             id,
             name,

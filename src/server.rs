@@ -11,7 +11,7 @@ use crate::cli::ServeArgs;
 use crate::domain::SystemClock;
 use crate::service::{open_baton, Config};
 
-pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), String> {
+pub async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> Result<(), String> {
     let baton = open_baton(&cfg, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())?;
@@ -24,6 +24,18 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), String> {
     }
     tokio::spawn(service.engine.clone().dispatch());
     tokio::spawn(service.scheduler.clone().run());
+    let demo_users = if demo {
+        let pw = baton
+            .first_start
+            .as_ref()
+            .map(|f| f.admin_password.clone())
+            .unwrap_or_default();
+        crate::demo::seed(&service, &pw)
+            .await
+            .map_err(|e| format!("seeding the demo failed: {e}"))?
+    } else {
+        Vec::new()
+    };
 
     let state = web::Data::new(service.clone());
     let server = HttpServer::new(move || {
@@ -44,6 +56,9 @@ pub async fn serve(cfg: Config, args: ServeArgs) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         if let Some(first) = &baton.first_start {
             let _ = writeln!(out, "admin password: {}", first.admin_password);
+        }
+        for u in &demo_users {
+            let _ = writeln!(out, "{} {} {}", u.name, u.password, u.role);
         }
         let _ = writeln!(out, "listening on http://{addr}");
         let _ = out.flush();

@@ -113,9 +113,10 @@
           for (var k = 0; form.elements["h" + j + "_p" + k + "_name"]; k++) {
             var pn = form.elements["h" + j + "_p" + k + "_name"].value;
             if (!pn) { continue; }
-            var sealed = form.elements["h" + j + "_p" + k + "_sealed"];
+            var sealed = form.elements["h" + j + "_p" + k + "_sealed"] || form.elements["h" + j + "_p" + k + "_carry"];
             var v = form.elements["h" + j + "_p" + k + "_value"].value;
             var p = { name: pn, value: (sealed && !v) ? null : v };
+            if (sealed && !v) { p.is_set = true; }
             if (form.elements["h" + j + "_p" + k + "_encrypt"].checked || sealed) { p.encrypt = true; }
             params.push(p);
           }

@@ -14,7 +14,10 @@ use super::form::PostForm;
 use super::layout::{local_time, Nav, SignedIn};
 use crate::api::{path_id, State};
 use crate::chain::spec::{self, HopValue};
-use crate::domain::{FieldProblem, ParamValue, Role, Schedule, Trigger, TASK_CHAIN_PARAM};
+use crate::crypto::{Keyring, Place};
+use crate::domain::{
+    FieldProblem, ParamValue, Role, Schedule, SealedValue, Trigger, TASK_CHAIN_PARAM,
+};
 use crate::service::{ChainPreview, ParamInput, RetryInput, ScheduleInput, ServiceError};
 
 /// Blank rows offered for new parameters (JavaScript adds more).
@@ -28,6 +31,9 @@ pub struct ParamRow {
     pub locked: bool,
     /// A stored secret: shown as set, replaced only when a new value is typed.
     pub sealed: bool,
+    /// A secret typed but not saved yet, sealed for this session so a re-rendered form
+    /// keeps it without ever sending its text back.
+    pub carry: String,
     pub error: String,
 }
 
@@ -37,6 +43,7 @@ pub struct HopParamRow {
     pub value: String,
     pub encrypt: bool,
     pub sealed: bool,
+    pub carry: String,
 }
 
 pub struct HopRow {
@@ -184,6 +191,7 @@ fn form_from_schedule(s: &Schedule, sees_chain: bool) -> FormState {
             encrypt: p.value.is_sealed(),
             locked: p.locked,
             sealed: p.value.is_sealed(),
+            carry: String::new(),
             error: String::new(),
         })
         .collect();
@@ -242,16 +250,11 @@ fn hop_rows(parsed: &spec::ChainSpec, env: &str) -> Vec<HopRow> {
                     },
                     encrypt: p.encrypt,
                     sealed: matches!(p.value, HopValue::Sealed(_) | HopValue::Keep),
+                    carry: String::new(),
                 })
                 .collect();
             let n = params.len();
-            params.extend((n..n + BLANK_PARAMS).map(|k| HopParamRow {
-                index: k,
-                name: String::new(),
-                value: String::new(),
-                encrypt: false,
-                sealed: false,
-            }));
+            params.extend((n..n + BLANK_PARAMS).map(blank_hop_param));
             HopRow {
                 index: j,
                 env: h.customer_id.clone().unwrap_or_else(|| env.to_string()),
@@ -270,30 +273,38 @@ fn with_blank_hop(mut hops: Vec<HopRow>, env: &str) -> Vec<HopRow> {
         env: env.to_string(),
         chain: String::new(),
         when: "success".into(),
-        params: (0..BLANK_PARAMS + 1)
-            .map(|k| HopParamRow {
-                index: k,
-                name: String::new(),
-                value: String::new(),
-                encrypt: false,
-                sealed: false,
-            })
-            .collect(),
+        params: (0..BLANK_PARAMS + 1).map(blank_hop_param).collect(),
     });
     hops
 }
 
-fn add_blank_params(params: &mut Vec<ParamRow>) {
-    let n = params.len();
-    params.extend((n..n + BLANK_PARAMS).map(|i| ParamRow {
-        index: i,
+fn blank_param(index: usize) -> ParamRow {
+    ParamRow {
+        index,
         name: String::new(),
         value: String::new(),
         encrypt: false,
         locked: false,
         sealed: false,
+        carry: String::new(),
         error: String::new(),
-    }));
+    }
+}
+
+fn blank_hop_param(index: usize) -> HopParamRow {
+    HopParamRow {
+        index,
+        name: String::new(),
+        value: String::new(),
+        encrypt: false,
+        sealed: false,
+        carry: String::new(),
+    }
+}
+
+fn add_blank_params(params: &mut Vec<ParamRow>) {
+    let n = params.len();
+    params.extend((n..n + BLANK_PARAMS).map(blank_param));
 }
 
 /// Reads the posted form back into what the page shows.
@@ -308,6 +319,7 @@ fn form_from_post(form: &PostForm, env: &str) -> FormState {
             encrypt: form.checked(&format!("p{i}_encrypt")),
             locked: form.checked(&format!("p{i}_locked")),
             sealed: form.checked(&format!("p{i}_sealed")),
+            carry: form.text(&format!("p{i}_carry")),
             error: String::new(),
         });
         i += 1;
@@ -324,6 +336,7 @@ fn form_from_post(form: &PostForm, env: &str) -> FormState {
                 value: form.text(&format!("h{j}_p{k}_value")),
                 encrypt: form.checked(&format!("h{j}_p{k}_encrypt")),
                 sealed: form.checked(&format!("h{j}_p{k}_sealed")),
+                carry: form.text(&format!("h{j}_p{k}_carry")),
             });
             k += 1;
         }
@@ -365,6 +378,84 @@ fn form_from_post(form: &PostForm, env: &str) -> FormState {
     }
 }
 
+/// Where a carried secret is sealed: bound to this environment and this session.
+fn carry_place<'a>(env: &'a str, me: &SignedIn) -> Place<'a> {
+    let session = hex::encode(&crate::crypto::token_hash(&me.session_id)[..16]);
+    Place {
+        env,
+        record: format!("form:{session}"),
+        name: "carry",
+    }
+}
+
+/// Opens the secrets a re-rendered form carried back (typed earlier, not saved yet).
+fn open_carries(f: &mut FormState, keyring: &Keyring, place: &Place<'_>) {
+    let open = |carry: &str| -> Option<String> {
+        let sealed: SealedValue = serde_json::from_str(carry).ok()?;
+        keyring.open(place, &sealed).ok().map(|v| v.to_string())
+    };
+    for p in f
+        .params
+        .iter_mut()
+        .filter(|p| !p.carry.is_empty() && p.value.is_empty())
+    {
+        p.value = open(&p.carry).unwrap_or_default();
+    }
+    for p in f
+        .hops
+        .iter_mut()
+        .flat_map(|h| h.params.iter_mut())
+        .filter(|p| !p.carry.is_empty() && p.value.is_empty())
+    {
+        p.value = open(&p.carry).unwrap_or_default();
+    }
+}
+
+/// Before a re-render: typed secrets go back sealed, never as text.
+fn seal_carries(f: &mut FormState, keyring: &Keyring, place: &Place<'_>) {
+    let seal = |value: &mut String, carry: &mut String| {
+        if value.is_empty() {
+            return;
+        }
+        *carry = keyring
+            .seal(place, value)
+            .ok()
+            .and_then(|s| serde_json::to_string(&s).ok())
+            .unwrap_or_default();
+        value.clear();
+    };
+    for p in f.params.iter_mut().filter(|p| p.encrypt) {
+        seal(&mut p.value, &mut p.carry);
+    }
+    for p in f
+        .hops
+        .iter_mut()
+        .flat_map(|h| h.params.iter_mut())
+        .filter(|p| p.encrypt)
+    {
+        seal(&mut p.value, &mut p.carry);
+    }
+}
+
+/// The advanced JSON as a re-rendered form shows it: encrypted literals masked.
+fn masked_chain_text(text: &str) -> String {
+    match spec::parse(text, spec::Origin::User) {
+        Ok(mut parsed) => {
+            for hp in parsed.hops.iter_mut().flat_map(|h| h.params.iter_mut()) {
+                if hp.encrypt
+                    && matches!(&hp.value, HopValue::Text(t) if crate::chain::dynamic::tokens(t).is_empty())
+                {
+                    hp.value = HopValue::Keep;
+                }
+            }
+            pretty(&parsed.to_masked())
+        }
+        // Not valid JSON: nothing can be told apart, so nothing is echoed.
+        Err(_) if text.contains("encrypt") => String::new(),
+        Err(_) => text.to_string(),
+    }
+}
+
 /// A number typed in a form; anything else becomes a value the service refuses with a
 /// clear message for that field.
 fn number(text: &str, refused: u64) -> u64 {
@@ -387,16 +478,16 @@ fn compose_chain(hops: &[HopRow], env: &str) -> Option<String> {
                 .iter()
                 .filter(|p| !p.name.is_empty())
                 .map(|p| {
-                    let value = if p.sealed && p.value.is_empty() {
-                        Value::Null
-                    } else {
-                        json!(p.value)
-                    };
+                    let kept = (p.sealed || !p.carry.is_empty()) && p.value.is_empty();
+                    let value = if kept { Value::Null } else { json!(p.value) };
                     let mut po = serde_json::Map::new();
                     po.insert("name".into(), json!(p.name));
                     po.insert("value".into(), value);
                     if p.encrypt || p.sealed {
                         po.insert("encrypt".into(), json!(true));
+                    }
+                    if kept {
+                        po.insert("is_set".into(), json!(true));
                     }
                     Value::Object(po)
                 })
@@ -501,6 +592,16 @@ fn render(
         })
         .collect();
     let mut f = args.f;
+    if f.params.last().is_none_or(|p| !p.name.is_empty()) {
+        add_blank_params(&mut f.params);
+    }
+    let place = carry_place(env, me);
+    seal_carries(&mut f, &state.keyring, &place);
+    f.chain_json = if f.chain_json.trim().is_empty() {
+        compose_chain(&f.hops, env).unwrap_or_default()
+    } else {
+        masked_chain_text(&f.chain_json)
+    };
     let (chain_errors, errors): (Vec<FieldProblem>, Vec<FieldProblem>) = args
         .errors
         .into_iter()
@@ -756,7 +857,8 @@ async fn submit(
     form.verify(&me)?;
     state.require(&me.user, &env, Role::Operator)?;
     let integration = me.user.role_in(&env) >= Some(Role::Integration);
-    let f = form_from_post(&form, &env);
+    let mut f = form_from_post(&form, &env);
+    open_carries(&mut f, &state.keyring, &carry_place(&env, &me));
     let chain = if integration {
         chosen_chain(&form, &f, &env)
     } else {

@@ -1,6 +1,7 @@
 //! Baton's integration tests: the real binary on its own data dir, over HTTP.
 
 mod api_checks;
+mod browser;
 mod chain_crash;
 mod chain_rules;
 mod chains;
