@@ -6,7 +6,6 @@
 //! `docs/screenshots/` are made this way; CI leaves tracked files alone).
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client as Browser, ClientBuilder, Locator};
@@ -15,7 +14,7 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 /// Browser tests run one at a time (2 cores; one Chromium is plenty).
-static ONE_BROWSER: Mutex<()> = Mutex::new(());
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const CHAIN_SECRET: &str = "ftp-Pa55-browser-9c2e";
 
@@ -182,7 +181,7 @@ async fn seed(admin: &Client<'_>) -> String {
 
 /// The whole flow of the original description, through the pages.
 async fn chain_flow(javascript: bool) {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_BROWSER.lock().await;
     let server = Server::start().await;
     let admin = server.admin().await;
     seed(&admin).await;
@@ -340,7 +339,7 @@ async fn the_chain_flow_works_without_javascript() {
 
 #[tokio::test]
 async fn an_operator_sees_no_run_another_task_and_keeps_the_stored_chain() {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ONE_BROWSER.lock().await;
     let server = Server::start().await;
     let admin = server.admin().await;
     seed(&admin).await;
