@@ -7,5 +7,6 @@ mod chain_rules;
 mod chains;
 mod crash;
 mod ftp;
+mod pages;
 mod runs;
 mod support;

@@ -1,0 +1,324 @@
+//! The pages over plain HTTP: CSRF, escaping, tenant isolation, sessions, throttling.
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// A browser-like caller that keeps the session cookie and does not follow redirects.
+struct Visitor<'a> {
+    server: &'a Server,
+    http: reqwest::Client,
+    cookie: String,
+}
+
+impl<'a> Visitor<'a> {
+    fn new(server: &'a Server) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Visitor {
+            server,
+            http,
+            cookie: String::new(),
+        }
+    }
+
+    /// Signs in; returns the status and the new session id.
+    async fn login(&mut self, user: &str, password: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .post(format!("{}/login", self.server.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("username={user}&password={password}&next=/"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let id = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                c.strip_prefix("baton_session=")
+                    .map(|rest| rest.split(';').next().unwrap_or("").to_string())
+            })
+            .unwrap_or_default();
+        if !id.is_empty() {
+            self.cookie = id.clone();
+        }
+        (status, id)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.server.url))
+            .header("cookie", format!("baton_session={}", self.cookie))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.server.url))
+            .header("cookie", format!("baton_session={}", self.cookie))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string())
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn csrf(&self) -> String {
+        let (_, page) = self.get("/account").await;
+        let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        page[at..].split('"').next().unwrap().to_string()
+    }
+}
+
+#[tokio::test]
+async fn a_post_without_the_right_csrf_token_is_refused() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let id = admin
+        .schedule(
+            "production",
+            json!({"name": "n", "kind": "noop", "trigger": {"type": "manual"}}),
+        )
+        .await;
+    let mut v = Visitor::new(&server);
+    v.login("admin", ADMIN_PASSWORD).await;
+    let csrf = v.csrf().await;
+    assert_eq!(
+        v.post(&format!("/envs/production/schedules/{id}/run"), "")
+            .await
+            .0,
+        403,
+        "no token"
+    );
+    assert_eq!(
+        v.post(
+            &format!("/envs/production/schedules/{id}/run"),
+            "csrf=wrong"
+        )
+        .await
+        .0,
+        403,
+        "wrong token"
+    );
+    let (_, runs) = admin
+        .get(&format!("/api/v1/envs/production/runs?schedule={id}"))
+        .await;
+    assert_eq!(runs.as_array().unwrap().len(), 0, "nothing ran");
+    // Another site's form is refused even with a token.
+    let resp = v
+        .http
+        .post(format!("{}/envs/production/schedules/{id}/run", server.url))
+        .header("cookie", format!("baton_session={}", v.cookie))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    assert_eq!(
+        v.post(
+            &format!("/envs/production/schedules/{id}/run"),
+            &format!("csrf={csrf}")
+        )
+        .await
+        .0,
+        303,
+        "the right token works"
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_schedule_name_is_escaped_everywhere() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let evil = "\"><script>alert(1)</script>";
+    let id = admin.schedule("production", json!({"name": evil, "kind": "noop", "trigger": {"type": "cron", "expr": "0 0 * * *"}, "description": evil})).await;
+    let run = admin.run_now("production", &id).await;
+    admin
+        .wait_final("production", &run, std::time::Duration::from_secs(10))
+        .await;
+    let mut v = Visitor::new(&server);
+    v.login("admin", ADMIN_PASSWORD).await;
+    for path in [
+        "/envs/production/dashboard".to_string(),
+        "/envs/production/schedules".to_string(),
+        format!("/envs/production/schedules/{id}"),
+        "/envs/production/runs".to_string(),
+        format!("/envs/production/runs/{run}"),
+    ] {
+        let (s, page) = v.get(&path).await;
+        assert_eq!(s, 200, "{path}");
+        assert!(
+            !page.contains("<script>alert(1)</script>"),
+            "unescaped on {path}"
+        );
+        assert!(
+            page.contains("&lt;script&gt;")
+                || page.contains("&#60;script&#62;")
+                || page.contains("&#x3c;script"),
+            "the name is shown escaped on {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_page_of_another_environment_is_not_found() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    assert_eq!(
+        admin
+            .post("/api/v1/environments", json!({"id": "bravo"}))
+            .await
+            .0,
+        201
+    );
+    let id = admin
+        .schedule(
+            "bravo",
+            json!({"name": "b", "kind": "noop", "trigger": {"type": "manual"}}),
+        )
+        .await;
+    let run = admin.run_now("bravo", &id).await;
+    let template = admin
+        .schedule(
+            "bravo",
+            json!({"name": "t", "kind": "noop", "trigger": {"type": "manual"}}),
+        )
+        .await;
+    assert_eq!(
+        admin
+            .post(
+                "/api/v1/envs/bravo/chains",
+                json!({"name": "c", "schedule_id": template})
+            )
+            .await
+            .0,
+        201
+    );
+    server
+        .user(&admin, "alma", json!({"production": "integration"}), false)
+        .await;
+    let mut v = Visitor::new(&server);
+    v.login("alma", "alma-password").await;
+    let csrf = v.csrf().await;
+    for path in [
+        "/envs/bravo".to_string(),
+        "/envs/bravo/dashboard".to_string(),
+        "/envs/bravo/schedules".to_string(),
+        "/envs/bravo/schedules/new".to_string(),
+        format!("/envs/bravo/schedules/{id}"),
+        "/envs/bravo/chains".to_string(),
+        "/envs/bravo/chains/c".to_string(),
+        "/envs/bravo/runs".to_string(),
+        format!("/envs/bravo/runs/{run}"),
+        format!("/envs/bravo/runs/{run}/log.json"),
+        "/envs/bravo/files".to_string(),
+    ] {
+        assert_eq!(v.get(&path).await.0, 404, "GET {path}");
+    }
+    for path in [
+        format!("/envs/bravo/schedules/{id}/run"),
+        format!("/envs/bravo/runs/{run}/retry"),
+        "/envs/bravo/chains".to_string(),
+    ] {
+        assert_eq!(
+            v.post(&path, &format!("csrf={csrf}&name=x")).await.0,
+            404,
+            "POST {path}"
+        );
+    }
+    // Their own environment works, and admin pages are forbidden.
+    assert_eq!(v.get("/envs/production/dashboard").await.0, 200);
+    assert_eq!(v.get("/admin/users").await.0, 403);
+}
+
+#[tokio::test]
+async fn login_makes_a_new_session_and_logout_ends_it() {
+    let server = Server::start().await;
+    let mut v = Visitor::new(&server);
+    let (s, first) = v.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(s, 303);
+    let (_, second) = v.login("admin", ADMIN_PASSWORD).await;
+    assert!(
+        !first.is_empty() && first != second,
+        "a new session id at every login"
+    );
+    assert_eq!(v.get("/envs/production/dashboard").await.0, 200);
+    let csrf = v.csrf().await;
+    assert_eq!(v.post("/logout", &format!("csrf={csrf}")).await.0, 303);
+    let (s, _) = v.get("/envs/production/dashboard").await;
+    assert_eq!(s, 303, "the old session is dead: back to the login page");
+    // A password change ends the other sessions.
+    let mut a = Visitor::new(&server);
+    let mut b = Visitor::new(&server);
+    a.login("admin", ADMIN_PASSWORD).await;
+    b.login("admin", ADMIN_PASSWORD).await;
+    let csrf = a.csrf().await;
+    let (s, _) = a
+        .post(
+            "/account/password",
+            &format!("csrf={csrf}&current={ADMIN_PASSWORD}&new=another-password-2"),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        a.get("/account").await.0,
+        200,
+        "the session that changed it stays"
+    );
+    assert_eq!(b.get("/account").await.0, 303, "the other session ended");
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled_then_forgiven_by_time_only() {
+    let server = Server::start().await;
+    let mut v = Visitor::new(&server);
+    for _ in 0..5 {
+        assert_eq!(v.login("admin", "wrong-password").await.0, 401);
+    }
+    let (s, _) = v.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        s, 429,
+        "the account is throttled, even with the right password"
+    );
+    // Another account from the same address is not locked by it.
+    let admin = server.admin().await;
+    server
+        .user(&admin, "bob", json!({"production": "viewer"}), false)
+        .await;
+    assert_eq!(v.login("bob", "bob-password").await.0, 303);
+}
+
+#[tokio::test]
+async fn pages_carry_the_security_headers() {
+    let server = Server::start().await;
+    let v = Visitor::new(&server);
+    let resp = v
+        .http
+        .get(format!("{}/login", server.url))
+        .send()
+        .await
+        .unwrap();
+    let h = resp.headers();
+    let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+            && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
+}
