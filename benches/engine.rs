@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::domain::{Origin, Run, RunState, Schedule, SystemClock, User};
+use baton::domain::{Origin, Run, RunState, Schedule, SystemClock, Trigger, User};
 use baton::engine::Engine;
 use baton::service::{open_baton, Config, RunNowInput, ScheduleInput, Service};
 use baton::store::RunFilter;
@@ -321,19 +321,48 @@ async fn latency(samples: usize) {
 // ---------------------------------------------------------------------------------------
 
 /// Creates cron schedules `"{second} * * * * *"` (UTC), one commit each, off the runtime's
-/// workers so the scheduler keeps firing meanwhile.
+/// workers so the scheduler keeps firing meanwhile. The first goes through
+/// `Service::create_schedule`; the rest are copies of it with their own id, name and cron,
+/// saved as `create_schedule` saves them (`Store::put_schedule`, then the scheduler told),
+/// because the service's save-time chain-cycle check reads every stored schedule and would
+/// make creating 10,000 of them quadratic (minutes). What is measured starts after this.
 async fn create_crons(b: &Arc<Bench>, seconds: Vec<u32>) -> (Vec<uuid::Uuid>, f64) {
     let b2 = b.clone();
     let start = Instant::now();
     let ids = tokio::task::spawn_blocking(move || {
-        seconds
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| {
-                create(&b2, json!({"name": format!("cron {i}"), "kind": "noop", "trigger": {"type": "cron", "expr": format!("{s} * * * * *")}}))
-                    .id
-            })
-            .collect::<Vec<_>>()
+        let template = create(
+            &b2,
+            json!({"name": "cron template", "kind": "noop", "enabled": false,
+                "trigger": {"type": "cron", "expr": "0 * * * * *"}}),
+        );
+        let zone = "UTC";
+        let mut ids = Vec::with_capacity(seconds.len());
+        for (i, sec) in seconds.into_iter().enumerate() {
+            let mut s = template.clone();
+            s.id = uuid::Uuid::now_v7();
+            s.name = format!("cron {i}");
+            s.enabled = true;
+            s.trigger = Trigger::Cron {
+                expr: format!("{sec} * * * * *"),
+                time_zone: None,
+            };
+            s.next_fire_at = s.trigger.next_after(Utc::now(), zone);
+            let audit = b2.service.audit_entry(
+                "admin",
+                "schedule.create",
+                Some(ENV),
+                Some(s.id.to_string()),
+                s.name.clone(),
+            );
+            b2.service
+                .store
+                .put_schedule(&s, &audit)
+                .expect("save schedule");
+            b2.service.scheduler.update(s.id, s.next_fire_at);
+            ids.push(s.id);
+        }
+        // The template is disabled: its due times only advance it.
+        ids
     })
     .await
     .expect("create schedules");

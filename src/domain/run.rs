@@ -101,29 +101,36 @@ pub struct Run {
     pub schedule_id: Uuid,
     pub state: RunState,
     pub origin: Origin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
     pub attempts: u32,
     pub retry: RetryPolicy,
     pub timeout_seconds: u64,
     pub queued_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
     /// A retry waits in `queued` until this time.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
     pub acting_user: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<RunParam>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub root: RunRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RunRef>,
     /// Which hop of the parent's `async-TaskChain` started this run.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_hop: Option<u32>,
     pub depth: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<RunRef>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chain_errors: Vec<ChainError>,
     /// The process epoch that claimed the current attempt; a `running` run from an older
     /// epoch is an orphan.

@@ -13,7 +13,7 @@ use super::{Engine, Waiting};
 use crate::chain::dynamic::{resolve, DynamicError, Globals, Lookup, Reference, Value};
 use crate::chain::plan::{check_settable, target};
 use crate::chain::spec::{self, ChainSpec, Hop, HopValue};
-use crate::crypto::{random_token, token_hash, Place};
+use crate::crypto::{token_hash, Place};
 use crate::domain::chain::FILE_TOKEN_PREFIX;
 use crate::domain::run::{ChainError, RunParam};
 use crate::domain::{FileToken, Origin, Overlap, ParamValue, Run, RunState, TASK_CHAIN_PARAM};
@@ -84,7 +84,7 @@ impl Lookup for HopLookup<'_> {
 
 impl Engine {
     /// The chain text a run carries, parsed; `Err` is a chain error to record.
-    fn chain_of(text: Option<&str>) -> Result<Option<ChainSpec>, String> {
+    pub(super) fn chain_of(text: Option<&str>) -> Result<Option<ChainSpec>, String> {
         match text {
             None => Ok(None),
             Some(t) => spec::parse(t, spec::Origin::Stored).map(Some).map_err(|p| {
@@ -166,53 +166,7 @@ impl Engine {
         planned
     }
 
-    /// Plans hop `n` of `run` as its schedule now defines it (refire). `Err` is the chain
-    /// error to record: it names the hop's target environment and chain once they are known.
-    pub(super) fn plan_refire(&self, run: &Run, n: usize) -> Result<PlannedHops, ChainError> {
-        let unnamed = |message: String| ChainError {
-            hop: n as u32,
-            env: run.env.clone(),
-            chain: String::new(),
-            message,
-            at: self.clock.now(),
-        };
-        let schedule = self
-            .store
-            .schedule(run.schedule_id)
-            .ok()
-            .flatten()
-            .ok_or_else(|| unnamed("the run's schedule was deleted".into()))?;
-        let text = schedule
-            .param(TASK_CHAIN_PARAM)
-            .and_then(|p| match &p.value {
-                ParamValue::Plain(t) => Some(t.clone()),
-                ParamValue::Sealed(_) => None,
-            });
-        let spec = Self::chain_of(text.as_deref())
-            .map_err(unnamed)?
-            .ok_or_else(|| unnamed("the schedule no longer has an async-TaskChain".into()))?;
-        let hop = spec
-            .hops
-            .get(n)
-            .ok_or_else(|| unnamed(format!("the schedule's async-TaskChain has no hop {n}")))?;
-        let mut planned = PlannedHops::default();
-        self.plan_one(run, &run.outputs, n, hop, &mut planned);
-        if let Some(e) = planned.hops.chain_errors.first() {
-            return Err(e.clone());
-        }
-        // A run a refire starts says so (design §9: origin `refire`); `plan_one` builds
-        // every hop run as origin `chain`.
-        for child in &mut planned.hops.started {
-            child.origin = Origin::Refire;
-        }
-        self.admit(&mut planned);
-        if let Some(e) = planned.hops.chain_errors.first() {
-            return Err(e.clone());
-        }
-        Ok(planned)
-    }
-
-    fn plan_one(
+    pub(super) fn plan_one(
         &self,
         run: &Run,
         outputs: &BTreeMap<String, String>,
@@ -291,7 +245,7 @@ impl Engine {
     /// The run one hop starts, with its parameters resolved and sealed for it. With
     /// `dry_run` (previews) no file is looked up for `@FileToken@`.
     #[allow(clippy::type_complexity)]
-    fn build_hop_run(
+    pub(super) fn build_hop_run(
         &self,
         run: &Run,
         outputs: &BTreeMap<String, String>,
@@ -429,67 +383,9 @@ impl Engine {
         Ok((child, target.schedule.overlap, minted))
     }
 
-    /// A new file token for the file the source run produced, bound to the target
-    /// environment and the run it starts.
-    pub(super) fn mint_token(
-        &self,
-        run: &Run,
-        outputs: &BTreeMap<String, String>,
-        target_env: &str,
-        child: Uuid,
-    ) -> Result<(String, FileToken), String> {
-        let name = outputs
-            .get("FileName")
-            .ok_or("@FileToken@: the run produced no FileName output")?;
-        let meta = self
-            .store
-            .file(&run.env, name)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("@FileToken@: {name:?} is not in the file store"))?;
-        Ok(self.mint_token_for(&run.env, &meta.name, meta.version, target_env, child))
-    }
-
-    fn mint_token_for(
-        &self,
-        source_env: &str,
-        file: &str,
-        version: u32,
-        target_env: &str,
-        child: Uuid,
-    ) -> (String, FileToken) {
-        let now = self.clock.now();
-        let text = format!("{FILE_TOKEN_PREFIX}{}", random_token(32));
-        let token = FileToken {
-            id: Uuid::now_v7(),
-            source_env: source_env.to_string(),
-            file_name: file.to_string(),
-            file_version: version,
-            target_env: target_env.to_string(),
-            run_id: child,
-            created_at: now,
-            expires_at: now
-                + chrono::Duration::from_std(self.file_token_ttl)
-                    .unwrap_or(chrono::Duration::hours(24)),
-            revoked_at: None,
-        };
-        (text, token)
-    }
-
-    /// A new token for the same file version and environment as `old`, bound to `run` (a
-    /// retry of a run that received a token).
-    pub fn fresh_token(&self, old: &FileToken, run: Uuid) -> (String, FileToken) {
-        self.mint_token_for(
-            &old.source_env,
-            &old.file_name,
-            old.file_version,
-            &old.target_env,
-            run,
-        )
-    }
-
     /// Admission for each started run: claimed at once when a slot is free, queued
     /// otherwise, refused ("target busy") under overlap `skip` with a run active.
-    fn admit(&self, planned: &mut PlannedHops) {
+    pub(super) fn admit(&self, planned: &mut PlannedHops) {
         let now = self.clock.now();
         let mut adm = self.admission();
         let mut kept = Vec::new();
@@ -574,103 +470,5 @@ impl Engine {
             }
         }
         self.wake.notify_one();
-    }
-}
-
-/// What a refire came to.
-#[derive(Debug)]
-pub enum Refired {
-    Started(Uuid),
-    /// Still refused; the reason is recorded on the run.
-    Refused(String),
-}
-
-impl Engine {
-    /// Fires hop `n` of a finished run again, as its schedule now defines it.
-    pub async fn refire(
-        self: &Arc<Self>,
-        run: &Run,
-        n: usize,
-    ) -> Result<Refired, super::EngineError> {
-        if !run.state.is_final() {
-            return Err(super::EngineError::WrongState(run.state.as_str()));
-        }
-        // A hop that already started a run answers 409 before anything is re-checked.
-        for child in &run.children {
-            if self
-                .store
-                .run(child.id)?
-                .is_some_and(|c| c.parent_hop == Some(n as u32))
-            {
-                return Err(crate::store::StoreError::Conflict(format!(
-                    "hop {n} already started run {}",
-                    child.id
-                ))
-                .into());
-            }
-        }
-        match self.plan_refire(run, n) {
-            Ok(planned) => {
-                let child = planned.hops.started.first().map(|c| c.id);
-                let op = crate::store::RunOp::Refire {
-                    source_id: run.id,
-                    hop: n as u32,
-                    hops: Box::new(planned.hops.clone()),
-                };
-                let result = self.committer.submit(op).await;
-                self.hops_committed(planned, result.is_ok());
-                result?;
-                Ok(Refired::Started(child.unwrap_or_default()))
-            }
-            Err(error) => {
-                let message = error.message.clone();
-                self.committer
-                    .submit(crate::store::RunOp::RecordChainError {
-                        run_id: run.id,
-                        error,
-                    })
-                    .await?;
-                Ok(Refired::Refused(message))
-            }
-        }
-    }
-}
-
-/// One parameter a previewed hop would deliver: `None` when sealed (masked).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PreviewParam {
-    pub name: String,
-    pub value: Option<String>,
-    pub encrypt: bool,
-}
-
-impl Engine {
-    /// What hop `i` would start from `run`, changing nothing: no token is stored, no run
-    /// is committed. Secrets and tokens are masked.
-    pub fn preview_hop(
-        &self,
-        run: &Run,
-        outputs: &BTreeMap<String, String>,
-        i: usize,
-        hop: &Hop,
-    ) -> Result<Vec<PreviewParam>, String> {
-        let (child, _, _) = self.build_hop_run(run, outputs, i, hop, true)?;
-        Ok(hop
-            .params
-            .iter()
-            .filter_map(|hp| child.params.iter().find(|p| p.name == hp.name))
-            .map(|p| match &p.value {
-                ParamValue::Plain(v) => PreviewParam {
-                    name: p.name.clone(),
-                    value: Some(v.clone()),
-                    encrypt: false,
-                },
-                ParamValue::Sealed(_) => PreviewParam {
-                    name: p.name.clone(),
-                    value: None,
-                    encrypt: true,
-                },
-            })
-            .collect())
     }
 }

@@ -3,8 +3,10 @@
 
 mod admission;
 mod committer;
+mod file_tokens;
 mod hops;
 mod metrics;
+mod refire;
 pub mod scheduler;
 mod worker;
 
@@ -19,8 +21,8 @@ use uuid::Uuid;
 
 pub use admission::{Admission, Waiting};
 pub use committer::Committer;
-pub use hops::{PreviewParam, Refired};
 pub use metrics::Metrics;
+pub use refire::{PreviewParam, Refired};
 
 use crate::crypto::{Keyring, Place};
 use crate::domain::run::RunParam;

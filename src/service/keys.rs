@@ -22,13 +22,18 @@ pub fn rotate_keys(
                 ));
             }
             let master = MasterKey::load_or_create(path).map_err(|e| internal(&e))?;
+            let key_file = cfg.key_file();
+            let tmp = key_file.with_extension("key.new");
+            if path != key_file {
+                // Written afresh with mode 0600 (a copy would keep the given file's mode,
+                // often world-readable), before the commit as the doc above says.
+                let _ = std::fs::remove_file(&tmp);
+                master.write_to(&tmp).map_err(|e| internal(&e))?;
+            }
             let wrapped = service.keyring.rewrap_all(&master);
             let check = Keyring::new(master).master_check();
             service.store.rotate_keys(&wrapped, Some(&check), None)?;
-            let key_file = cfg.key_file();
             if path != key_file {
-                let tmp = key_file.with_extension("key.new");
-                std::fs::copy(path, &tmp).map_err(|e| internal(&e))?;
                 std::fs::rename(&tmp, &key_file).map_err(|e| internal(&e))?;
             }
             Ok(format!(

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bootstrap;
+mod chaining;
 mod chains;
 mod error;
 mod files;

@@ -34,8 +34,8 @@ pub fn has_schema(db: &Database) -> Result<bool, StoreError> {
     }
 }
 
-/// Read-only check, before the first write transaction.
-pub fn check_version(db: &Database) -> Result<(), StoreError> {
+/// Read-only check, before the first write transaction (on a read-only open too).
+pub fn check_version(db: &impl ReadableDatabase) -> Result<(), StoreError> {
     let txn = db.begin_read()?;
     let t = match txn.open_table(META) {
         Ok(t) => t,

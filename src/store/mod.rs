@@ -121,6 +121,15 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(DB_FILE);
+        // Refuse a newer schema through a read-only open first: the writable open below
+        // writes to the file even when nothing is committed, so checking only after it left
+        // a refused file changed. A read-only open that fails (in use, needs repair, not a
+        // database) is ignored here: the writable open reports it.
+        if path.exists() {
+            if let Ok(ro) = redb::ReadOnlyDatabase::open(&path) {
+                migrate::check_version(&ro)?;
+            }
+        }
         let db = open_db(&path)?;
         migrate::check_version(&db)?;
         if !migrate::has_schema(&db)? {

@@ -258,6 +258,20 @@ impl Store {
         Ok(results)
     }
 
+    /// Writes finished runs in bulk (one transaction per call), indexes included: the path
+    /// for imports and for seeding benchmarks with history.
+    pub fn import_runs(&self, runs: &[Run]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = RunTables::open(&txn)?;
+            for run in runs {
+                t.insert_new(run)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     pub fn run(&self, id: Uuid) -> Result<Option<Run>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(RUNS)?;

@@ -5,6 +5,7 @@ mod browser;
 mod chain_crash;
 mod chain_rules;
 mod chains;
+mod core;
 mod crash;
 mod ftp;
 mod pages;

@@ -1,0 +1,319 @@
+//! The `async-TaskChain` parameter when a schedule is saved, chain previews, and refires.
+
+use uuid::Uuid;
+
+use super::chains::{stored_spec, ChainPreview, PreviewHop};
+use super::{Service, ServiceError};
+use crate::chain::plan::{self, Overlay, SourceFacts};
+use crate::chain::spec::{self, HopValue};
+use crate::crypto::Place;
+use crate::domain::{FieldProblem, Problems, Role, Schedule, User, TASK_CHAIN_PARAM};
+use crate::engine::Refired;
+
+impl Service {
+    /// The `async-TaskChain` value of a schedule being saved: parsed, kept values matched with
+    /// what is stored (by hop index and name), literal secrets sealed, every rule checked.
+    /// Returns the stored text, or every problem with its path, line and column.
+    pub(super) fn chain_param_at_save(
+        &self,
+        schedule: &Schedule,
+        index: usize,
+        text: &str,
+        old: Option<&Schedule>,
+    ) -> Result<String, Problems> {
+        let prefix = format!("params[{index}]");
+        let with_prefix = |p: Problems| {
+            Problems(
+                p.0.into_iter()
+                    .map(|mut x| {
+                        x.field = format!("{prefix}.{}", x.field);
+                        x
+                    })
+                    .collect(),
+            )
+        };
+        let mut parsed = spec::parse(text, spec::Origin::User).map_err(with_prefix)?;
+        let stored = old.and_then(stored_spec);
+        let mut p = Problems::new();
+        for (i, hop) in parsed.hops.iter_mut().enumerate() {
+            for hp in &mut hop.params {
+                let kept = stored
+                    .as_ref()
+                    .and_then(|s| s.hops.get(i))
+                    .and_then(|h| h.params.iter().find(|x| x.name == hp.name))
+                    .map(|x| x.value.clone());
+                match (&hp.value, kept) {
+                    (HopValue::Keep, Some(v @ HopValue::Sealed(_))) => hp.value = v,
+                    (HopValue::Keep, _) => p.0.push(FieldProblem {
+                        field: format!("{prefix}.{}.value", hp.field),
+                        message: "no stored value to keep: give a value".into(),
+                        line: Some(hp.line),
+                        column: Some(hp.column),
+                    }),
+                    (HopValue::Text(t), _)
+                        if hp.encrypt && crate::chain::dynamic::tokens(t).is_empty() =>
+                    {
+                        let name = spec::sealed_literal_name(i, &hp.name);
+                        let place = Place {
+                            env: &schedule.env,
+                            record: format!("schedule:{}", schedule.id),
+                            name: &name,
+                        };
+                        match self.keyring.seal(&place, t) {
+                            Ok(s) => hp.value = HopValue::Sealed(s),
+                            Err(e) => p.push(format!("{prefix}.{}.value", hp.field), e.to_string()),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let facts = SourceFacts::of(schedule, &self.kinds);
+        match plan::check_at_save(
+            &self.store,
+            &self.kinds,
+            &schedule.env,
+            &facts,
+            &parsed,
+            &prefix,
+        ) {
+            Ok(found) => p.extend(found),
+            Err(e) => p.push(prefix.clone(), e.to_string()),
+        }
+        p.into_result()?;
+        Ok(parsed.to_stored())
+    }
+
+    /// Refuses a schedule save that closes a chain cycle.
+    pub(super) fn refuse_schedule_cycle(&self, schedule: &Schedule) -> Result<(), ServiceError> {
+        let index = schedule
+            .params
+            .iter()
+            .position(|p| p.name == TASK_CHAIN_PARAM)
+            .unwrap_or(0);
+        self.refuse_cycle(
+            Overlay {
+                schedule: Some(schedule),
+                chain: None,
+            },
+            &format!("params[{index}].value"),
+        )
+    }
+
+    /// Resolves a schedule's chain (or `value`, unsaved) against its last run.
+    pub async fn chain_preview(
+        &self,
+        caller: &User,
+        env: &str,
+        id: Uuid,
+        value: Option<String>,
+    ) -> Result<ChainPreview, ServiceError> {
+        self.require(caller, env, Role::Integration)?;
+        let schedule = self.schedule_in(env, id)?;
+        let parsed = match value {
+            Some(text) => match spec::parse(&text, spec::Origin::User) {
+                Ok(mut s) => {
+                    let stored = stored_spec(&schedule);
+                    for (i, hop) in s.hops.iter_mut().enumerate() {
+                        for hp in &mut hop.params {
+                            if hp.value == HopValue::Keep {
+                                if let Some(v) = stored
+                                    .as_ref()
+                                    .and_then(|st| st.hops.get(i))
+                                    .and_then(|h| h.params.iter().find(|x| x.name == hp.name))
+                                {
+                                    hp.value = v.value.clone();
+                                }
+                            }
+                        }
+                    }
+                    s
+                }
+                Err(p) => {
+                    return Ok(ChainPreview {
+                        hops: Vec::new(),
+                        errors: p.0,
+                    })
+                }
+            },
+            None => stored_spec(&schedule).ok_or_else(|| {
+                ServiceError::invalid("value", format!("the schedule has no {TASK_CHAIN_PARAM}"))
+            })?,
+        };
+        let last = self
+            .store
+            .page_runs(
+                env,
+                &crate::store::RunFilter {
+                    schedule: Some(id),
+                    limit: 1,
+                    ..Default::default()
+                },
+            )?
+            .into_iter()
+            .next();
+        let source = match last {
+            Some(r) => r,
+            None => {
+                let mut r = self.engine.new_run(
+                    &schedule,
+                    crate::domain::Origin::Manual,
+                    &caller.username,
+                    None,
+                    None,
+                )?;
+                r.state = crate::domain::RunState::Succeeded;
+                r
+            }
+        };
+        let mut preview = ChainPreview {
+            hops: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (i, hop) in parsed.hops.iter().enumerate() {
+            let target_env = hop.customer_id.clone().unwrap_or_else(|| env.to_string());
+            match self.engine.preview_hop(&source, &source.outputs, i, hop) {
+                Ok(params) => preview.hops.push(PreviewHop {
+                    env: target_env,
+                    chain: hop.name.clone(),
+                    when: hop.when.as_str(),
+                    params,
+                }),
+                Err(message) => preview.errors.push(FieldProblem {
+                    field: hop.field.clone(),
+                    message,
+                    line: Some(hop.line),
+                    column: Some(hop.column),
+                }),
+            }
+        }
+        Ok(preview)
+    }
+
+    /// Previews the chain of a form that is not saved yet (`id`: the schedule it edits, whose
+    /// last run the values resolve against). Validation problems come back as errors.
+    pub async fn preview_unsaved(
+        &self,
+        caller: &User,
+        env: &str,
+        id: Option<Uuid>,
+        input: super::ScheduleInput,
+    ) -> Result<ChainPreview, ServiceError> {
+        let e = self.require(caller, env, Role::Integration)?;
+        let old = match id {
+            Some(id) => Some(self.schedule_in(env, id)?),
+            None => None,
+        };
+        let schedule = match self.build_schedule(
+            caller,
+            &e,
+            id.unwrap_or_else(Uuid::now_v7),
+            input,
+            old.as_ref(),
+        ) {
+            Ok(s) => s,
+            Err(ServiceError::Validation(p)) => {
+                return Ok(ChainPreview {
+                    hops: Vec::new(),
+                    errors: p.0,
+                })
+            }
+            Err(other) => return Err(other),
+        };
+        let Some(parsed) = stored_spec(&schedule) else {
+            return Ok(ChainPreview {
+                hops: Vec::new(),
+                errors: Vec::new(),
+            });
+        };
+        let last = match id {
+            Some(id) => self
+                .store
+                .page_runs(
+                    env,
+                    &crate::store::RunFilter {
+                        schedule: Some(id),
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )?
+                .into_iter()
+                .next(),
+            None => None,
+        };
+        let source = match last {
+            Some(r) => r,
+            None => self.placeholder_run(&schedule, &caller.username)?,
+        };
+        // The form's chain, as saved, resolves against the schedule it would be saved with.
+        let mut preview = ChainPreview {
+            hops: Vec::new(),
+            errors: Vec::new(),
+        };
+        for (i, hop) in parsed.hops.iter().enumerate() {
+            let target_env = hop.customer_id.clone().unwrap_or_else(|| env.to_string());
+            match self.engine.preview_hop(&source, &source.outputs, i, hop) {
+                Ok(params) => preview.hops.push(PreviewHop {
+                    env: target_env,
+                    chain: hop.name.clone(),
+                    when: hop.when.as_str(),
+                    params,
+                }),
+                Err(message) => preview.errors.push(FieldProblem {
+                    field: hop.field.clone(),
+                    message,
+                    line: Some(hop.line),
+                    column: Some(hop.column),
+                }),
+            }
+        }
+        Ok(preview)
+    }
+
+    /// A stand-in for a schedule that never ran: its declared outputs shown as ‹Name›.
+    fn placeholder_run(
+        &self,
+        schedule: &Schedule,
+        user: &str,
+    ) -> Result<crate::domain::Run, ServiceError> {
+        let mut r =
+            self.engine
+                .new_run(schedule, crate::domain::Origin::Manual, user, None, None)?;
+        r.state = crate::domain::RunState::Succeeded;
+        if let Some(kind) = self.kinds.get(&schedule.kind) {
+            for o in kind.spec().outputs {
+                r.outputs.insert(o.to_string(), format!("‹{o}›"));
+            }
+        }
+        Ok(r)
+    }
+
+    /// `…/hops/{n}/refire`: fires a refused hop again after its cause is fixed.
+    pub async fn refire_hop(
+        &self,
+        caller: &User,
+        env: &str,
+        run_id: Uuid,
+        n: usize,
+    ) -> Result<Uuid, ServiceError> {
+        self.require(caller, env, Role::Integration)?;
+        let run = self.run_in(env, run_id)?;
+        let outcome = self.engine.refire(&run, n).await?;
+        let detail = match &outcome {
+            Refired::Started(id) => format!("hop {n} started run {id}"),
+            Refired::Refused(m) => format!("hop {n} refused again: {m}"),
+        };
+        let audit = self.audit_entry(
+            &caller.username,
+            "chain.refire",
+            Some(env),
+            Some(run_id.to_string()),
+            detail,
+        );
+        self.store.append_audit(&audit)?;
+        match outcome {
+            Refired::Started(id) => Ok(id),
+            Refired::Refused(m) => Err(ServiceError::invalid(format!("hops[{n}]"), m)),
+        }
+    }
+}
