@@ -92,6 +92,47 @@ pub async fn preview(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnsavedPreview {
+    kind: Option<String>,
+    #[serde(default)]
+    params: Vec<crate::service::ParamInput>,
+    value: Option<String>,
+}
+
+/// `POST …/chain-preview` for a form not saved yet: `{kind, params, value}`.
+pub async fn preview_unsaved(
+    state: State,
+    caller: Caller,
+    env: web::Path<String>,
+    body: Body,
+) -> ApiResult<HttpResponse> {
+    state.require(&caller.0, &env, crate::domain::Role::Integration)?;
+    let input: UnsavedPreview = body.json()?;
+    let mut params = input.params;
+    params.retain(|p| p.name != crate::domain::TASK_CHAIN_PARAM);
+    if let Some(v) = input.value {
+        params.push(crate::service::ParamInput {
+            name: crate::domain::TASK_CHAIN_PARAM.into(),
+            value: Some(v),
+            ..Default::default()
+        });
+    }
+    let schedule = crate::service::ScheduleInput {
+        name: Some("(preview)".into()),
+        kind: input.kind,
+        trigger: Some(serde_json::json!({"type": "manual"})),
+        params: Some(params),
+        ..Default::default()
+    };
+    Ok(HttpResponse::Ok().json(
+        state
+            .preview_unsaved(&caller.0, &env, None, schedule)
+            .await?,
+    ))
+}
+
 pub async fn refire(
     state: State,
     caller: Caller,

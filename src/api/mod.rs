@@ -78,6 +78,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/envs/{env}/schedules/{id}/chain-preview",
                     web::post().to(chains::preview),
                 )
+                .route(
+                    "/envs/{env}/chain-preview",
+                    web::post().to(chains::preview_unsaved),
+                )
                 .route("/envs/{env}/chains", web::get().to(chains::list))
                 .route("/envs/{env}/chains", web::post().to(chains::create))
                 .route("/envs/{env}/chains/{name}", web::get().to(chains::get))

@@ -187,6 +187,13 @@ const OPERATIONS: &[(&str, &str, &str, &str, &str)] = &[
         "200",
     ),
     (
+        "post",
+        "/api/v1/envs/{env}/chain-preview",
+        "integration",
+        "Resolve the chain of an unsaved form {kind, params, value}; changes nothing",
+        "200",
+    ),
+    (
         "get",
         "/api/v1/envs/{env}/chains",
         "integration",

@@ -333,3 +333,37 @@ async fn save_refuses_a_bad_chain_naming_every_problem() {
         "{b}"
     );
 }
+
+/// The preview of a form that is not saved yet resolves against a stand-in run.
+#[tokio::test]
+async fn an_unsaved_form_can_be_previewed() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    seed_example(&admin).await;
+    let value = r#"{"customerId": "production", "name": "nightly-upload",
+        "params": [{"name": "SourceFile", "value": "@FileToken@"}, {"name": "Who", "value": "@UserID@ @Output.FileName@"}]}"#;
+    let (s, b) = admin
+        .post("/api/v1/envs/training/chain-preview", json!({"kind": "file-export", "params": [{"name": "FileName", "value": "x.csv"}], "value": value}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["hops"][0]["env"], "production", "{b}");
+    assert_eq!(
+        b["hops"][0]["params"][0],
+        json!({"name": "SourceFile", "value": null, "encrypt": true})
+    );
+    assert_eq!(b["hops"][0]["params"][1]["value"], "admin ‹FileName›");
+    let (s, b) = admin
+        .post(
+            "/api/v1/envs/training/chain-preview",
+            json!({"kind": "noop", "value": r#"{"name": "nope"}"#}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        b["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no chain"),
+        "{b}"
+    );
+}
