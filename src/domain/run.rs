@@ -93,7 +93,19 @@ pub struct ChainError {
     pub at: DateTime<Utc>,
 }
 
-/// One execution of a schedule.
+/// A schedule's default timeout; stored runs leave it out.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
+
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+
+fn is_default_timeout(t: &u64) -> bool {
+    *t == DEFAULT_TIMEOUT_SECONDS
+}
+
+/// One execution of a schedule. Stored as sparse JSON: times in Unix milliseconds, empty and
+/// default fields left out (a finished no-op run is a few hundred bytes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub id: Uuid,
@@ -101,18 +113,40 @@ pub struct Run {
     pub schedule_id: Uuid,
     pub state: RunState,
     pub origin: Origin,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "chrono::serde::ts_milliseconds_option"
+    )]
     pub due_at: Option<DateTime<Utc>>,
     pub attempts: u32,
+    #[serde(default, skip_serializing_if = "RetryPolicy::is_default")]
     pub retry: RetryPolicy,
+    #[serde(
+        default = "default_timeout",
+        skip_serializing_if = "is_default_timeout"
+    )]
     pub timeout_seconds: u64,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
     pub queued_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "chrono::serde::ts_milliseconds_option"
+    )]
     pub started_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "chrono::serde::ts_milliseconds_option"
+    )]
     pub finished_at: Option<DateTime<Utc>>,
     /// A retry waits in `queued` until this time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "chrono::serde::ts_milliseconds_option"
+    )]
     pub not_before: Option<DateTime<Utc>>,
     pub acting_user: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

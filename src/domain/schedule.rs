@@ -86,6 +86,10 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// `backoff · 2^(n−1)` after failed attempt `n`, at most one hour, before jitter.
     pub fn base_delay(&self, attempt: u32) -> std::time::Duration {
         let factor = 2u64.saturating_pow(attempt.saturating_sub(1));

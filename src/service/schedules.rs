@@ -21,7 +21,7 @@ use crate::tasks::{KindSpec, ParamProblems};
 const MAX_ATTEMPTS: u32 = 100;
 const MAX_BACKOFF_SECONDS: u64 = 86_400;
 const MAX_TIMEOUT_SECONDS: u64 = 7 * 86_400;
-const DEFAULT_TIMEOUT_SECONDS: u64 = 3600;
+use crate::domain::run::DEFAULT_TIMEOUT_SECONDS;
 
 impl Service {
     pub fn list_schedules(

@@ -155,7 +155,7 @@ struct RunTables<'t> {
     runs: Table<'t, u128, &'static [u8]>,
     by_env: Table<'t, (&'static str, u128), u8>,
     by_schedule: Table<'t, (u128, u128), u8>,
-    by_state: Table<'t, (u8, u128), ()>,
+    by_state: Table<'t, (&'static str, u8, u128), ()>,
     children: Table<'t, (u128, u128), ()>,
     logs: Table<'t, (u128, u32), &'static [u8]>,
     hourly: Table<'t, (&'static str, i64, u8), u64>,
@@ -188,9 +188,9 @@ impl<'t> RunTables<'t> {
         self.runs.insert(key, encode(run).as_slice())?;
         if old_state != Some(run.state) {
             if let Some(old) = old_state {
-                self.by_state.remove((old.code(), key))?;
+                self.by_state.remove((run.env.as_str(), old.code(), key))?;
             }
-            self.by_state.insert((code, key), ())?;
+            self.by_state.insert((run.env.as_str(), code, key), ())?;
             self.by_env.insert((run.env.as_str(), key), code)?;
             self.by_schedule
                 .insert((id_key(run.schedule_id), key), code)?;
@@ -280,20 +280,35 @@ impl Store {
             .transpose()
     }
 
-    /// Runs in one state, oldest first (start-up recovery).
+    /// Runs in one state, oldest first per environment (start-up recovery).
     pub fn runs_in_state(&self, state: RunState) -> Result<Vec<Run>, StoreError> {
         let txn = self.db.begin_read()?;
+        let envs = txn.open_table(super::tables::ENVIRONMENTS)?;
         let idx = txn.open_table(RUNS_BY_STATE)?;
         let t = txn.open_table(RUNS)?;
         let code = state.code();
         let mut out = Vec::new();
-        for row in idx.range((code, 0u128)..=(code, u128::MAX))? {
-            let (_, id) = row?.0.value();
-            if let Some(v) = t.get(id)? {
-                out.push(decode("run", v.value())?);
+        for env in envs.iter()? {
+            let (env, _) = env?;
+            let env = env.value();
+            for row in idx.range((env, code, 0u128)..=(env, code, u128::MAX))? {
+                let (_, _, id) = row?.0.value();
+                if let Some(v) = t.get(id)? {
+                    out.push(decode("run", v.value())?);
+                }
             }
         }
         Ok(out)
+    }
+
+    /// How many runs of `env` are in `state`.
+    pub fn count_in_state(&self, env: &str, state: RunState) -> Result<usize, StoreError> {
+        let txn = self.db.begin_read()?;
+        let idx = txn.open_table(RUNS_BY_STATE)?;
+        let code = state.code();
+        Ok(idx
+            .range((env, code, 0u128)..=(env, code, u128::MAX))?
+            .count())
     }
 
     /// One page of an environment's history, newest first.
@@ -311,10 +326,7 @@ impl Store {
                 .is_none_or(|s| s.iter().any(|st| st.code() == code))
         };
         let mut out = Vec::new();
-        let mut take = |id: u128, code: u8| -> Result<bool, StoreError> {
-            if !wanted(code) {
-                return Ok(true);
-            }
+        let mut take = |id: u128| -> Result<bool, StoreError> {
             let Some(v) = t.get(id)? else { return Ok(true) };
             let run: Run = decode("run", v.value())?;
             if run.env != env
@@ -326,21 +338,57 @@ impl Store {
             out.push(run);
             Ok(out.len() < f.limit)
         };
-        if let Some(schedule) = f.schedule {
-            let idx = txn.open_table(RUNS_BY_SCHEDULE)?;
-            let s = id_key(schedule);
-            for row in idx.range((s, lower)..(s, upper))?.rev() {
-                let (k, code) = row?;
-                if !take(k.value().1, code.value())? {
-                    break;
+        match (&f.schedule, &f.states) {
+            (Some(schedule), _) => {
+                let idx = txn.open_table(RUNS_BY_SCHEDULE)?;
+                let s = id_key(*schedule);
+                for row in idx.range((s, lower)..(s, upper))?.rev() {
+                    let (k, code) = row?;
+                    if wanted(code.value()) && !take(k.value().1)? {
+                        break;
+                    }
                 }
             }
-        } else {
-            let idx = txn.open_table(RUNS_BY_ENV)?;
-            for row in idx.range((env, lower)..(env, upper))?.rev() {
-                let (k, code) = row?;
-                if !take(k.value().1, code.value())? {
-                    break;
+            (None, Some(states)) => {
+                // Newest first across the states asked for: merge each state's range.
+                let idx = txn.open_table(RUNS_BY_STATE)?;
+                let mut ranges = Vec::new();
+                for st in states {
+                    ranges.push(
+                        idx.range((env, st.code(), lower)..(env, st.code(), upper))?
+                            .rev()
+                            .peekable(),
+                    );
+                }
+                loop {
+                    let mut best: Option<(usize, u128)> = None;
+                    for r in ranges.iter_mut() {
+                        if let Some(Err(_)) = r.peek() {
+                            r.next().transpose()?;
+                        }
+                    }
+                    for (i, r) in ranges.iter_mut().enumerate() {
+                        if let Some(Ok((k, _))) = r.peek() {
+                            let id = k.value().2;
+                            if best.is_none_or(|(_, b)| id > b) {
+                                best = Some((i, id));
+                            }
+                        }
+                    }
+                    let Some((i, id)) = best else { break };
+                    ranges[i].next().transpose()?;
+                    if !take(id)? {
+                        break;
+                    }
+                }
+            }
+            (None, None) => {
+                let idx = txn.open_table(RUNS_BY_ENV)?;
+                for row in idx.range((env, lower)..(env, upper))?.rev() {
+                    let (k, _) = row?;
+                    if !take(k.value().1)? {
+                        break;
+                    }
                 }
             }
         }
@@ -564,4 +612,54 @@ fn advance_schedule(txn: &redb::WriteTransaction, fire: &Fire) -> Result<(), Sto
     }
     schedule.next_fire_at = fire.next_fire_at;
     write_schedule(txn, &schedule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Origin, RetryPolicy, RunRef};
+
+    #[test]
+    fn a_finished_run_is_stored_sparse_and_reads_back_the_same() {
+        let at = chrono::DateTime::from_timestamp_millis(1_795_000_000_123).unwrap();
+        let id = Uuid::now_v7();
+        let run = Run {
+            id,
+            env: "production".into(),
+            schedule_id: Uuid::now_v7(),
+            state: RunState::Succeeded,
+            origin: Origin::Schedule,
+            due_at: Some(at),
+            attempts: 1,
+            retry: RetryPolicy::default(),
+            timeout_seconds: crate::domain::run::DEFAULT_TIMEOUT_SECONDS,
+            queued_at: at,
+            started_at: Some(at),
+            finished_at: Some(at),
+            not_before: None,
+            acting_user: "admin".into(),
+            params: Vec::new(),
+            outputs: Default::default(),
+            error: None,
+            root: RunRef {
+                env: "production".into(),
+                id,
+            },
+            parent: None,
+            parent_hop: None,
+            depth: 0,
+            children: Vec::new(),
+            chain_errors: Vec::new(),
+            epoch: 1,
+        };
+        let bytes = encode(&run);
+        assert!(
+            bytes.len() < 400,
+            "{} bytes: {}",
+            bytes.len(),
+            String::from_utf8_lossy(&bytes)
+        );
+        let back: Run = decode("run", &bytes).unwrap();
+        assert_eq!(back, run);
+    }
 }

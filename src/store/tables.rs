@@ -34,8 +34,10 @@ pub const RUNS_BY_ENV: TableDefinition<(&str, u128), u8> = TableDefinition::new(
 /// (schedule id, run id) → state code: a schedule's runs.
 pub const RUNS_BY_SCHEDULE: TableDefinition<(u128, u128), u8> =
     TableDefinition::new("runs_by_schedule");
-/// (state code, run id) → (): runs by state (start-up finds queued and running ones here).
-pub const RUNS_BY_STATE: TableDefinition<(u8, u128), ()> = TableDefinition::new("runs_by_state");
+/// (env, state code, run id) → (): runs by state (start-up finds queued and running ones
+/// here; state-filtered history pages read it newest first).
+pub const RUNS_BY_STATE: TableDefinition<(&str, u8, u128), ()> =
+    TableDefinition::new("runs_by_env_state");
 /// (env, hour since the Unix epoch, final state code) → runs that ended then (the
 /// dashboard's chart, without scanning history).
 pub const RUN_HOURLY: TableDefinition<(&str, i64, u8), u64> = TableDefinition::new("run_hourly");

@@ -73,17 +73,7 @@ pub async fn page(state: State, me: SignedIn, env: web::Path<String>) -> WebResu
             .collect())
     };
     let running = rows(vec![RunState::Running], 20)?;
-    let queued = state
-        .store
-        .page_runs(
-            &env,
-            &RunFilter {
-                states: Some(vec![RunState::Queued]),
-                limit: 500,
-                ..Default::default()
-            },
-        )?
-        .len();
+    let queued = state.store.count_in_state(&env, RunState::Queued)?;
     let failures = rows(vec![RunState::Failed, RunState::TimedOut], 10)?;
     let mut due: Vec<_> = schedules
         .iter()
