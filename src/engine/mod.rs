@@ -72,6 +72,8 @@ pub struct Submit {
     /// The due time a scheduled run fires (advances its schedule in the same commit).
     pub fire: Option<Fire>,
     pub tokens: Vec<([u8; 32], crate::domain::FileToken)>,
+    /// Audited in the same commit as the run.
+    pub audit: Option<crate::domain::AuditEntry>,
 }
 
 /// What starting a run came to.
@@ -253,6 +255,7 @@ impl Engine {
             idempotency,
             fire,
             tokens,
+            audit,
         } = how;
         let start_now = self
             .admission()
@@ -273,6 +276,7 @@ impl Engine {
                 idempotency,
                 fire,
                 tokens,
+                audit,
             })))
             .await;
         match outcome {

@@ -86,11 +86,15 @@ impl Service {
 
     /// Refuses a schedule save that closes a chain cycle.
     pub(super) fn refuse_schedule_cycle(&self, schedule: &Schedule) -> Result<(), ServiceError> {
-        let index = schedule
+        // Without an async-TaskChain a schedule has no edge out, so it is on no cycle: skip
+        // reading every schedule (saves stay fast with thousands of them).
+        let Some(index) = schedule
             .params
             .iter()
             .position(|p| p.name == TASK_CHAIN_PARAM)
-            .unwrap_or(0);
+        else {
+            return Ok(());
+        };
         self.refuse_cycle(
             Overlay {
                 schedule: Some(schedule),

@@ -12,7 +12,7 @@ use crate::domain::FileToken;
 use crate::domain::{
     LogLine, Origin, ParamValue, Problems, Role, Run, RunState, User, TASK_CHAIN_PARAM,
 };
-use crate::engine::{Submit, Submitted};
+use crate::engine::Submit;
 use crate::store::{IdempotencyKey, RunFilter};
 
 /// The most runs or audit entries one page holds.
@@ -122,6 +122,14 @@ impl Service {
                 file_token: None,
             });
         }
+        // Audited in the run's own commit (a replay commits nothing, so is not audited).
+        let audit = self.audit_entry(
+            &caller.username,
+            "run.start",
+            Some(env),
+            Some(run.id.to_string()),
+            format!("schedule {id}"),
+        );
         let submitted = self
             .engine
             .submit(
@@ -129,6 +137,7 @@ impl Service {
                 Submit {
                     overlap: schedule.overlap,
                     idempotency,
+                    audit: Some(audit),
                     ..Default::default()
                 },
             )
@@ -141,16 +150,6 @@ impl Service {
                 }
                 other => other.into(),
             })?;
-        if let Submitted::Started(r) | Submitted::Queued(r) = &submitted {
-            let audit = self.audit_entry(
-                &caller.username,
-                "run.start",
-                Some(env),
-                Some(r.id.to_string()),
-                format!("schedule {id}"),
-            );
-            self.store.append_audit(&audit)?;
-        }
         Ok(submitted.run_id())
     }
 
@@ -264,6 +263,13 @@ impl Service {
         let (params, tokens) = self.copy_params(&old, run.id)?;
         run.params = params;
         run.parent_hop = old.parent_hop;
+        let audit = self.audit_entry(
+            &caller.username,
+            "run.retry",
+            Some(env),
+            Some(run.id.to_string()),
+            format!("retry of {id}"),
+        );
         let submitted = self
             .engine
             .submit(
@@ -271,18 +277,11 @@ impl Service {
                 Submit {
                     overlap: schedule.overlap,
                     tokens,
+                    audit: Some(audit),
                     ..Default::default()
                 },
             )
             .await?;
-        let audit = self.audit_entry(
-            &caller.username,
-            "run.retry",
-            Some(env),
-            Some(submitted.run_id().to_string()),
-            format!("retry of {id}"),
-        );
-        self.store.append_audit(&audit)?;
         Ok(submitted.run_id())
     }
 

@@ -54,6 +54,8 @@ pub struct Enqueue {
     pub fire: Option<Fire>,
     /// File tokens the run receives (a retry's fresh ones), committed with it.
     pub tokens: Vec<([u8; 32], FileToken)>,
+    /// Who started it, audited in the same commit.
+    pub audit: Option<AuditEntry>,
 }
 
 /// A run's attempt ended.
@@ -545,6 +547,9 @@ fn enqueue(
     }
     t.insert_new(&e.run)?;
     super::chains::insert_file_tokens(txn, &e.tokens)?;
+    if let Some(a) = &e.audit {
+        super::admin::insert_audit(txn, a)?;
+    }
     Ok(RunOpOutcome::Enqueued(Box::new(e.run.clone())))
 }
 

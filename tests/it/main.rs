@@ -8,6 +8,7 @@ mod chains;
 mod core;
 mod crash;
 mod ftp;
+mod kind_checks;
 mod pages;
 mod runs;
 mod support;

@@ -2,13 +2,10 @@
 //! and without the allowlist (and cancel killing the process), `file-export` with versions,
 //! and the globals in a schedule's own parameter values.
 
-#[path = "it/support.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{json, Value};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
