@@ -161,6 +161,8 @@ struct RunTables<'t> {
     children: Table<'t, (u128, u128), ()>,
     logs: Table<'t, (u128, u32), &'static [u8]>,
     hourly: Table<'t, (&'static str, i64, u8), u64>,
+    /// Opened once per batch: every hop and run-now writes an audit entry.
+    audit: Table<'t, u128, &'static [u8]>,
 }
 
 impl<'t> RunTables<'t> {
@@ -173,6 +175,7 @@ impl<'t> RunTables<'t> {
             children: txn.open_table(RUN_CHILDREN)?,
             logs: txn.open_table(RUN_LOGS)?,
             hourly: txn.open_table(RUN_HOURLY)?,
+            audit: txn.open_table(super::tables::AUDIT)?,
         })
     }
 
@@ -207,6 +210,11 @@ impl<'t> RunTables<'t> {
                 self.hourly.insert(k, n + 1)?;
             }
         }
+        Ok(())
+    }
+
+    fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.audit.insert(entry.id.as_u128(), encode(entry).as_slice())?;
         Ok(())
     }
 
@@ -548,7 +556,7 @@ fn enqueue(
     t.insert_new(&e.run)?;
     super::chains::insert_file_tokens(txn, &e.tokens)?;
     if let Some(a) = &e.audit {
-        super::admin::insert_audit(txn, a)?;
+        t.audit(a)?;
     }
     Ok(RunOpOutcome::Enqueued(Box::new(e.run.clone())))
 }
@@ -568,7 +576,7 @@ fn fire_hops(
     }
     super::chains::insert_file_tokens(txn, &hops.tokens)?;
     for a in &hops.audit {
-        super::admin::insert_audit(txn, a)?;
+        t.audit(a)?;
     }
     Ok(())
 }
