@@ -277,20 +277,7 @@ impl Engine {
             )
             .map_err(|e| e.to_string())?;
         child.parent_hop = Some(i as u32);
-        let zone = self
-            .store
-            .environment(&run.env)
-            .ok()
-            .flatten()
-            .map_or_else(|| "UTC".into(), |e| e.time_zone);
-        let globals = Globals::new(
-            self.clock.now(),
-            &zone,
-            &run.acting_user,
-            &run.id.to_string(),
-            &run.schedule_id.to_string(),
-            &run.env,
-        );
+        let globals = self.globals_for(run);
         let params = self.source_params(run, &globals);
         let mint = || {
             if dry_run && outputs.contains_key("FileName") {

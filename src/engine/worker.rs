@@ -257,23 +257,28 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// Opens sealed values and expands the globals in the schedule's own values. Values
-    /// given literally (run-now, a hop, a retry) are never expanded.
-    fn prepare_params(&self, run: &Run) -> Result<HashMap<String, Zeroizing<String>>, String> {
+    /// The global dynamic values for `run`, now, in its environment's zone.
+    pub(super) fn globals_for(&self, run: &Run) -> Globals {
         let zone = self
             .store
             .environment(&run.env)
             .ok()
             .flatten()
             .map_or_else(|| "UTC".to_string(), |e| e.time_zone);
-        let globals = Globals::new(
+        Globals::new(
             self.clock.now(),
             &zone,
             &run.acting_user,
             &run.id.to_string(),
             &run.schedule_id.to_string(),
             &run.env,
-        );
+        )
+    }
+
+    /// Opens sealed values and expands the globals in the schedule's own values. Values
+    /// given literally (run-now, a hop, a retry) are never expanded.
+    fn prepare_params(&self, run: &Run) -> Result<HashMap<String, Zeroizing<String>>, String> {
+        let globals = self.globals_for(run);
         let record = format!("run:{}", run.id);
         let mut out = HashMap::with_capacity(run.params.len());
         for p in run.params.iter().filter(|p| p.name != TASK_CHAIN_PARAM) {

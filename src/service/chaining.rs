@@ -144,54 +144,8 @@ impl Service {
                 ServiceError::invalid("value", format!("the schedule has no {TASK_CHAIN_PARAM}"))
             })?,
         };
-        let last = self
-            .store
-            .page_runs(
-                env,
-                &crate::store::RunFilter {
-                    schedule: Some(id),
-                    limit: 1,
-                    ..Default::default()
-                },
-            )?
-            .into_iter()
-            .next();
-        let source = match last {
-            Some(r) => r,
-            None => {
-                let mut r = self.engine.new_run(
-                    &schedule,
-                    crate::domain::Origin::Manual,
-                    &caller.username,
-                    None,
-                    None,
-                )?;
-                r.state = crate::domain::RunState::Succeeded;
-                r
-            }
-        };
-        let mut preview = ChainPreview {
-            hops: Vec::new(),
-            errors: Vec::new(),
-        };
-        for (i, hop) in parsed.hops.iter().enumerate() {
-            let target_env = hop.customer_id.clone().unwrap_or_else(|| env.to_string());
-            match self.engine.preview_hop(&source, &source.outputs, i, hop) {
-                Ok(params) => preview.hops.push(PreviewHop {
-                    env: target_env,
-                    chain: hop.name.clone(),
-                    when: hop.when.as_str(),
-                    params,
-                }),
-                Err(message) => preview.errors.push(FieldProblem {
-                    field: hop.field.clone(),
-                    message,
-                    line: Some(hop.line),
-                    column: Some(hop.column),
-                }),
-            }
-        }
-        Ok(preview)
+        let source = self.preview_source(&schedule, &caller.username)?;
+        Ok(self.preview_hops(env, &source, &parsed))
     }
 
     /// Previews the chain of a form that is not saved yet (`id`: the schedule it edits, whose
@@ -230,35 +184,52 @@ impl Service {
                 errors: Vec::new(),
             });
         };
-        let last = match id {
-            Some(id) => self
-                .store
-                .page_runs(
-                    env,
-                    &crate::store::RunFilter {
-                        schedule: Some(id),
-                        limit: 1,
-                        ..Default::default()
-                    },
-                )?
-                .into_iter()
-                .next(),
-            None => None,
+        // The form's chain, as it would be saved, resolves against the schedule's last run.
+        let source = self.preview_source(&schedule, &caller.username)?;
+        Ok(self.preview_hops(env, &source, &parsed))
+    }
+
+    /// The newest run of a schedule.
+    pub fn last_run(
+        &self,
+        env: &str,
+        schedule: Uuid,
+    ) -> Result<Option<crate::domain::Run>, ServiceError> {
+        let filter = crate::store::RunFilter {
+            schedule: Some(schedule),
+            limit: 1,
+            ..Default::default()
         };
-        let source = match last {
-            Some(r) => r,
-            None => self.placeholder_run(&schedule, &caller.username)?,
-        };
-        // The form's chain, as saved, resolves against the schedule it would be saved with.
+        Ok(self.store.page_runs(env, &filter)?.into_iter().next())
+    }
+
+    /// What a preview resolves against: the schedule's last run, or a stand-in.
+    fn preview_source(
+        &self,
+        schedule: &Schedule,
+        user: &str,
+    ) -> Result<crate::domain::Run, ServiceError> {
+        match self.last_run(&schedule.env, schedule.id)? {
+            Some(r) => Ok(r),
+            None => self.placeholder_run(schedule, user),
+        }
+    }
+
+    /// Each hop as it would start from `source`, or its error; nothing is committed.
+    fn preview_hops(
+        &self,
+        env: &str,
+        source: &crate::domain::Run,
+        parsed: &spec::ChainSpec,
+    ) -> ChainPreview {
         let mut preview = ChainPreview {
             hops: Vec::new(),
             errors: Vec::new(),
         };
         for (i, hop) in parsed.hops.iter().enumerate() {
-            let target_env = hop.customer_id.clone().unwrap_or_else(|| env.to_string());
-            match self.engine.preview_hop(&source, &source.outputs, i, hop) {
+            match self.engine.preview_hop(source, &source.outputs, i, hop) {
                 Ok(params) => preview.hops.push(PreviewHop {
-                    env: target_env,
+                    env: hop.customer_id.clone().unwrap_or_else(|| env.to_string()),
                     chain: hop.name.clone(),
                     when: hop.when.as_str(),
                     params,
@@ -271,7 +242,7 @@ impl Service {
                 }),
             }
         }
-        Ok(preview)
+        preview
     }
 
     /// A stand-in for a schedule that never ran: its declared outputs shown as ‹Name›.

@@ -214,7 +214,8 @@ impl<'t> RunTables<'t> {
     }
 
     fn audit(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.audit.insert(entry.id.as_u128(), encode(entry).as_slice())?;
+        self.audit
+            .insert(entry.id.as_u128(), encode(entry).as_slice())?;
         Ok(())
     }
 

@@ -6,55 +6,7 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const SECRET: &str = "s3cret-Chain-7f1c";
-
-/// `training` → `production`: the seed's own example. Returns (training schedule id,
-/// production template id).
-async fn seed_example(admin: &Client<'_>) -> (String, String) {
-    let (s, b) = admin
-        .post(
-            "/api/v1/environments",
-            json!({"id": "training", "time_zone": "America/Denver"}),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
-    let template = admin
-        .schedule("production", json!({"name": "Store partner file", "kind": "file-store", "trigger": {"type": "manual"},
-            "params": [
-                {"name": "Password", "value": "placeholder", "encrypt": true},
-                {"name": "Note", "value": ""},
-                {"name": "Who", "value": ""}
-            ]}))
-        .await;
-    let (s, b) = admin
-        .post("/api/v1/envs/production/chains", json!({"name": "nightly-upload", "schedule_id": template, "description": "partner upload", "share_with": ["training"]}))
-        .await;
-    assert_eq!(s, 201, "{b}");
-    let chain_text = format!(
-        r#"{{
-  "customerId": "production",          // optional: target environment
-  "name": "nightly-upload",            // required
-  "params": [
-    {{ "name": "SourceFile", "value": "@FileToken@" }},
-    {{ "name": "Password",   "value": "{SECRET}", "encrypt": true }},
-    {{ "name": "Note",       "value": "@DATE@ by @UserID@" }},
-    {{ "name": "Who",        "value": "@Output.FileName@" }}
-  ]
-}}"#
-    );
-    let source = admin
-        .schedule(
-            "training",
-            json!({"name": "Nightly export", "kind": "file-export", "trigger": {"type": "manual"},
-            "params": [
-                {"name": "FileName", "value": "report-@DATE@.csv"},
-                {"name": "Content", "value": "id,amount\n1,42\n"},
-                {"name": "async-TaskChain", "value": chain_text}
-            ]}),
-        )
-        .await;
-    (source, template)
-}
+const SECRET: &str = SEED_SECRET;
 
 #[tokio::test]
 async fn the_seed_example_runs_across_environments() {

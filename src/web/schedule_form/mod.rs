@@ -168,16 +168,7 @@ fn render(
     );
     let last_run = match args.id {
         Some(id) => state
-            .store
-            .page_runs(
-                env,
-                &crate::store::RunFilter {
-                    schedule: Some(id),
-                    limit: 1,
-                    ..Default::default()
-                },
-            )?
-            .first()
+            .last_run(env, id)?
             .map(|r| {
                 format!(
                     "{} · {}",
