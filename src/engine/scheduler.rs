@@ -50,6 +50,25 @@ impl DueSet {
     }
 }
 
+/// From a due time `from` (not after `now`): the last due time not after `now`, and the
+/// first one after it. Walks the trigger's own sequence, bounded (a minutely cron missed for
+/// a year is ~500k steps).
+fn missed_and_next(
+    trigger: &crate::domain::Trigger,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+    zone: &str,
+) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+    let mut latest = from;
+    for _ in 0..1_000_000 {
+        match trigger.next_after(latest, zone) {
+            Some(t) if t <= now => latest = t,
+            next => return (latest, next),
+        }
+    }
+    (latest, trigger.next_after(now, zone))
+}
+
 pub struct Scheduler {
     engine: Arc<Engine>,
     due: Mutex<DueSet>,
@@ -111,15 +130,7 @@ impl Scheduler {
         now: DateTime<Utc>,
     ) -> Result<(), EngineError> {
         let zone = self.env_zone(&s.env);
-        let mut latest = stored;
-        // Walk to the last missed time (bounded: a minutely cron missed for a year is ~500k).
-        for _ in 0..1_000_000 {
-            match s.trigger.next_after(latest, &zone) {
-                Some(t) if t <= now => latest = t,
-                _ => break,
-            }
-        }
-        let next = s.trigger.next_after(now, &zone);
+        let (latest, next) = missed_and_next(&s.trigger, stored, now, &zone);
         let fire = Fire {
             schedule_id: s.id,
             due_at: stored,
@@ -193,11 +204,9 @@ impl Scheduler {
         }
         let zone = self.env_zone(&schedule.env);
         let now = self.engine.clock.now();
-        // The next due time after this one; times already past (a long stall) are dropped.
-        let mut next = schedule.trigger.next_after(at, &zone);
-        if next.is_some_and(|n| n <= now) {
-            next = schedule.trigger.next_after(now, &zone);
-        }
+        // The next due time after this one; times already past (a long stall) are dropped,
+        // staying on the trigger's own grid (an interval keeps counting from its due times).
+        let (_, next) = missed_and_next(&schedule.trigger, at, now, &zone);
         let fire = Fire {
             schedule_id: id,
             due_at: at,
@@ -281,5 +290,44 @@ impl Scheduler {
     /// Wakes the loop (tests that move a manual clock).
     pub fn poke(&self) {
         self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Trigger;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_late_interval_stays_on_its_grid() {
+        let every_hour = Trigger::Interval { seconds: 3600 };
+        let (latest, next) = missed_and_next(
+            &every_hour,
+            t("2030-01-01T01:00:00Z"),
+            t("2030-01-01T03:30:00Z"),
+            "UTC",
+        );
+        assert_eq!(latest, t("2030-01-01T03:00:00Z"));
+        assert_eq!(next, Some(t("2030-01-01T04:00:00Z")));
+    }
+
+    #[test]
+    fn on_time_nothing_is_skipped() {
+        let cron = Trigger::Cron {
+            expr: "0 * * * *".into(),
+            time_zone: None,
+        };
+        let (latest, next) = missed_and_next(
+            &cron,
+            t("2030-01-01T01:00:00Z"),
+            t("2030-01-01T01:00:00.005Z"),
+            "UTC",
+        );
+        assert_eq!(latest, t("2030-01-01T01:00:00Z"));
+        assert_eq!(next, Some(t("2030-01-01T02:00:00Z")));
     }
 }

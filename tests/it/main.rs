@@ -5,6 +5,7 @@ mod browser;
 mod chain_crash;
 mod chain_rules;
 mod chains;
+mod clock;
 mod core;
 mod crash;
 mod ftp;
