@@ -10,6 +10,7 @@ mod admin;
 mod chains;
 mod codec;
 mod files;
+mod history;
 mod keys;
 mod migrate;
 mod runs;
