@@ -4,6 +4,7 @@
 //! `tasks` build on `domain`; `engine` drives runs through `store` and `tasks`; `service` holds
 //! the use cases and permission checks; `api` (JSON) and `web` (pages) only talk to `service`.
 
+pub mod access_log;
 pub mod api;
 pub mod chain;
 pub mod crypto;

@@ -42,6 +42,7 @@ pub async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> Result<(), Strin
         App::new()
             .app_data(state.clone())
             .wrap_fn(crate::web::security_headers)
+            .wrap_fn(crate::access_log::log_requests)
             .configure(crate::api::routes)
             .configure(crate::web::routes)
     })

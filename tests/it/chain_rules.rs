@@ -722,6 +722,15 @@ async fn file_token_refusals_are_clear_and_audited() {
         !audit.to_string().contains(&made_up),
         "the token text is not audited"
     );
+    let log = server.stderr_log();
+    assert!(
+        log.contains("file-tokens/[redacted]"),
+        "the request is in the request log, redacted"
+    );
+    assert!(
+        !log.contains(&made_up),
+        "the token text is not in the request log"
+    );
 }
 
 /// Overlap `skip` on the target with a run active: the hop records "target busy"; a refire
