@@ -11,6 +11,10 @@
 //! root run starts a chain of runs until `max_chain_depth`. The hop transaction claims the
 //! next run's first attempt, so a serial chain costs one commit per hop.
 
+/// The same allocator as the `baton` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -13,6 +13,10 @@
 //! - `lateness`: 10,000 cron schedules with due times spread over the minute.
 //! - `burst`: 1,000 and then 10,000 schedules due in the same second.
 
+/// The same allocator as the `baton` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

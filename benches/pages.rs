@@ -9,6 +9,10 @@
 //! BATON_BENCH_RUNS=100000 BATON_BENCH_SECONDS=5 cargo bench --bench pages   # smaller
 //! ```
 
+/// The same allocator as the `baton` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

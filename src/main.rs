@@ -1,5 +1,10 @@
 use clap::Parser;
 
+/// mimalloc: many threads allocate small values (runs, JSON, log lines) at once, and the
+/// system allocator's arena locks were a tenth of the CPU under load (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = baton::cli::Cli::parse();
     tracing_subscriber::fmt()
