@@ -8,7 +8,7 @@ use super::auth::{html, see_other};
 use super::error::WebResult;
 use super::form::PostForm;
 use super::layout::{local_time, Nav, SignedIn};
-use crate::api::{path_id, State};
+use crate::api::State;
 use crate::domain::Role;
 use crate::service::FileTokenView;
 
@@ -92,7 +92,7 @@ pub async fn download_upload(
     Ok(crate::api::attachment(state.download_upload(
         &me.user,
         &env,
-        path_id(&id, "upload").map_err(|e| e.0)?,
+        super::id(&id, "upload")?,
     )?))
 }
 
@@ -105,7 +105,7 @@ pub async fn run_param_file(
     Ok(crate::api::attachment(state.run_param_file(
         &me.user,
         &env,
-        path_id(&id, "run").map_err(|e| e.0)?,
+        super::id(&id, "run")?,
         &name,
     )?))
 }
@@ -118,6 +118,6 @@ pub async fn revoke_token(
 ) -> WebResult<HttpResponse> {
     form.verify(&me)?;
     let (env, id) = path.into_inner();
-    state.revoke_file_token(&me.user, &env, path_id(&id, "file token").map_err(|e| e.0)?)?;
+    state.revoke_file_token(&me.user, &env, super::id(&id, "file token")?)?;
     Ok(see_other(format!("/envs/{env}/files")))
 }

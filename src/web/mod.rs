@@ -24,6 +24,11 @@ use futures_util::FutureExt;
 pub use error::WebError;
 pub use layout::SignedIn;
 
+/// An id in a page's path; a malformed one is simply not found.
+fn id(text: &str, what: &str) -> Result<uuid::Uuid, WebError> {
+    crate::api::path_id(text, what).map_err(|e| WebError::Service(e.0))
+}
+
 /// Every page route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/{file:.*}", web::get().to(assets::serve))

@@ -13,7 +13,7 @@ use super::error::{WebError, WebResult};
 use super::form::PostForm;
 use super::layout::{duration, local_opt, local_time, Nav, SignedIn};
 use super::svg;
-use crate::api::{path_id, State};
+use crate::api::State;
 use crate::domain::{format_time, ParamValue, Role, Run, RunState, TASK_CHAIN_PARAM};
 use crate::service::{parse_states, ServiceError};
 use crate::store::RunFilter;
@@ -106,7 +106,7 @@ pub async fn history(
     let filter = RunFilter {
         schedule: schedule
             .as_deref()
-            .map(|s| path_id(s, "schedule").map_err(|e| e.0))
+            .map(|s| super::id(s, "schedule"))
             .transpose()?,
         states: st.as_deref().map(parse_states).transpose()?,
         since: parse_day(q.since.as_deref().unwrap_or(""), &e.time_zone)?,
@@ -115,7 +115,7 @@ pub async fn history(
             .before
             .as_deref()
             .filter(|b| !b.is_empty())
-            .map(|b| path_id(b, "run").map_err(|e| e.0))
+            .map(|b| super::id(b, "run"))
             .transpose()?,
         limit: PAGE,
     };
@@ -245,7 +245,7 @@ pub async fn detail(
 ) -> WebResult<HttpResponse> {
     let (env, id) = path.into_inner();
     let e = state.require(&me.user, &env, Role::Viewer)?;
-    let id = path_id(&id, "run").map_err(|e| e.0)?;
+    let id = super::id(&id, "run")?;
     let run = state.run_in(&env, id)?;
     let sees_chain = me.user.role_in(&env) >= Some(Role::Integration);
     let schedule = state
@@ -384,7 +384,7 @@ pub async fn log_json(
     q: web::Query<AfterQuery>,
 ) -> WebResult<HttpResponse> {
     let (env, id) = path.into_inner();
-    let id = path_id(&id, "run").map_err(|e| e.0)?;
+    let id = super::id(&id, "run")?;
     let lines = state.run_log(&me.user, &env, id, q.after)?;
     let run = state.run_in(&env, id)?;
     let view: Vec<_> = lines.iter().map(|l| serde_json::json!({"seq": l.seq, "at": format_time(l.at), "stream": l.stream, "text": l.text})).collect();
@@ -399,7 +399,7 @@ pub async fn cancel(
 ) -> WebResult<HttpResponse> {
     form.verify(&me)?;
     let (env, id) = path.into_inner();
-    let id = path_id(&id, "run").map_err(|e| e.0)?;
+    let id = super::id(&id, "run")?;
     state.cancel_run(&me.user, &env, id).await?;
     Ok(see_other(format!("/envs/{env}/runs/{id}")))
 }
@@ -413,7 +413,7 @@ pub async fn retry(
     form.verify(&me)?;
     let (env, id) = path.into_inner();
     let new = state
-        .retry_run(&me.user, &env, path_id(&id, "run").map_err(|e| e.0)?)
+        .retry_run(&me.user, &env, super::id(&id, "run")?)
         .await?;
     Ok(see_other(format!("/envs/{env}/runs/{new}")))
 }
@@ -426,7 +426,7 @@ pub async fn refire(
 ) -> WebResult<HttpResponse> {
     form.verify(&me)?;
     let (env, id, n) = path.into_inner();
-    let id = path_id(&id, "run").map_err(|e| e.0)?;
+    let id = super::id(&id, "run")?;
     match state.refire_hop(&me.user, &env, id, n as usize).await {
         Ok(_) | Err(ServiceError::Validation(_)) => Ok(see_other(format!("/envs/{env}/runs/{id}"))),
         Err(e) => Err(WebError::Service(e)),

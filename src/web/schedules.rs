@@ -7,7 +7,7 @@ use super::auth::{html, see_other};
 use super::error::WebResult;
 use super::form::PostForm;
 use super::layout::{local_opt, Nav, SignedIn};
-use crate::api::{path_id, State};
+use crate::api::State;
 use crate::domain::Role;
 use crate::service::RunNowInput;
 
@@ -64,7 +64,7 @@ pub async fn run_now(
 ) -> WebResult<HttpResponse> {
     form.verify(&me)?;
     let (env, id) = path.into_inner();
-    let id = path_id(&id, "schedule").map_err(|e| e.0)?;
+    let id = super::id(&id, "schedule")?;
     let run = state
         .run_now(&me.user, &env, id, RunNowInput::default(), b"", None)
         .await?;
@@ -79,6 +79,6 @@ pub async fn delete(
 ) -> WebResult<HttpResponse> {
     form.verify(&me)?;
     let (env, id) = path.into_inner();
-    state.delete_schedule(&me.user, &env, path_id(&id, "schedule").map_err(|e| e.0)?)?;
+    state.delete_schedule(&me.user, &env, super::id(&id, "schedule")?)?;
     Ok(see_other(format!("/envs/{env}/schedules")))
 }

@@ -15,7 +15,7 @@ use super::auth::{html, see_other};
 use super::error::{WebError, WebResult};
 use super::form::PostForm;
 use super::layout::{local_time, Nav, SignedIn};
-use crate::api::{path_id, State};
+use crate::api::State;
 use crate::domain::{FieldProblem, Role, Trigger};
 use crate::service::{ChainPreview, ServiceError};
 
@@ -315,7 +315,7 @@ pub async fn edit_form(
 ) -> WebResult<HttpResponse> {
     let (env, id) = path.into_inner();
     state.require(&me.user, &env, Role::Viewer)?;
-    let id = path_id(&id, "schedule").map_err(|e| e.0)?;
+    let id = super::id(&id, "schedule")?;
     let s = state.schedule_in(&env, id)?;
     let f = form_from_schedule(&s, me.user.role_in(&env) >= Some(Role::Integration));
     let flash = if q.saved.is_some() {
@@ -354,7 +354,7 @@ pub async fn submit_edit(
     form: PostForm,
 ) -> WebResult<HttpResponse> {
     let (env, id) = path.into_inner();
-    let id = path_id(&id, "schedule").map_err(|e| e.0)?;
+    let id = super::id(&id, "schedule")?;
     submit(state, me, env, Some(id), form).await
 }
 
