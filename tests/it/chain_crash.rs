@@ -3,80 +3,11 @@
 //! exactly one child per hop, and no child is lost or doubled.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-/// Every run of production, following the pages.
-async fn all_runs(client: &Client<'_>) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut before = String::new();
-    loop {
-        let (s, page) = client
-            .get(&format!("/api/v1/envs/production/runs?limit=500{before}"))
-            .await;
-        assert_eq!(s, 200, "{page}");
-        let page = page.as_array().unwrap().clone();
-        if page.is_empty() {
-            return out;
-        }
-        before = format!("&before={}", page.last().unwrap()["id"].as_str().unwrap());
-        out.extend(page);
-    }
-}
-
-/// Run-now requests for one schedule from several tasks until `stop` is set.
-struct Fire {
-    /// The run ids the server acknowledged.
-    acked: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn fire(server: &Server, token: &str, schedule: &str) -> Fire {
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks = (0..4)
-        .map(|_| {
-            let url = format!(
-                "{}/api/v1/envs/production/schedules/{schedule}/run",
-                server.url
-            );
-            let token = token.to_string();
-            let acked = acked.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let Ok(resp) = http
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .json(&json!({}))
-                        .send()
-                        .await
-                    else {
-                        return;
-                    };
-                    if resp.status().as_u16() != 202 {
-                        continue;
-                    }
-                    if let Ok(body) = resp.json::<Value>().await {
-                        if let Some(id) = body["run_id"].as_str() {
-                            acked.lock().unwrap().push(id.to_string());
-                        }
-                    }
-                    // A breath between requests keeps the backlog to hundreds of chains.
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            })
-        })
-        .collect();
-    Fire { acked, stop, tasks }
-}
 
 #[tokio::test]
 async fn kill_9_with_chains_in_flight_loses_and_doubles_no_hop() {
@@ -128,14 +59,10 @@ async fn kill_9_with_chains_in_flight_loses_and_doubles_no_hop() {
 
     let mut acknowledged = Vec::new();
     for round in 0..3 {
-        let Fire { acked, stop, tasks } = fire(&server, &token, &a);
+        let load = Load::start(&server, &token, std::slice::from_ref(&a), 4);
         tokio::time::sleep(Duration::from_millis(900)).await;
         server.kill(); // SIGKILL with A, B and C runs in flight
-        stop.store(true, Ordering::Relaxed);
-        for t in tasks {
-            let _ = t.await;
-        }
-        let got = acked.lock().unwrap().clone();
+        let got = load.stop().await;
         assert!(
             !got.is_empty(),
             "round {round}: some runs were acknowledged"
@@ -156,7 +83,7 @@ async fn kill_9_with_chains_in_flight_loses_and_doubles_no_hop() {
             |b| b.as_array().is_some_and(|a| a.is_empty()),
         )
         .await;
-    let runs = all_runs(&client).await;
+    let runs = all_runs(&server, &token, "production").await;
     let by_id: HashMap<&str, &Value> = runs
         .iter()
         .map(|r| (r["id"].as_str().unwrap(), r))

@@ -2,72 +2,11 @@
 //! lost, nothing stays `running`, attempts are counted, no due time fires twice.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-/// Every run of `env`, following the pages.
-async fn all_runs(server: &Server, token: &str, query: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut before = String::new();
-    loop {
-        let path = format!("/api/v1/envs/production/runs?limit=500{query}{before}");
-        let (s, page) = server.call("GET", &path, Some(token), None).await;
-        assert_eq!(s, 200, "{page}");
-        let page = page.as_array().unwrap().clone();
-        if page.is_empty() {
-            return out;
-        }
-        before = format!("&before={}", page.last().unwrap()["id"].as_str().unwrap());
-        out.extend(page);
-    }
-}
-
-/// Run-now requests fired from several tasks until `stop` is set.
-struct Load {
-    acked: Arc<Mutex<Vec<String>>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn start_load(server: &Server, token: &str, schedules: Vec<String>) -> Load {
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for i in 0..6 {
-        let url = server.url.clone();
-        let token = token.to_string();
-        let schedule = schedules[i % schedules.len()].clone();
-        let acked = acked.clone();
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let resp = http
-                    .post(format!(
-                        "{url}/api/v1/envs/production/schedules/{schedule}/run"
-                    ))
-                    .bearer_auth(&token)
-                    .json(&json!({}))
-                    .send()
-                    .await;
-                let Ok(resp) = resp else { return };
-                if resp.status().as_u16() != 202 {
-                    continue;
-                }
-                if let Ok(body) = resp.json::<Value>().await {
-                    if let Some(id) = body["run_id"].as_str() {
-                        acked.lock().unwrap().push(id.to_string());
-                    }
-                }
-            }
-        }));
-    }
-    Load { acked, stop, tasks }
-}
 
 #[tokio::test]
 async fn kill_9_mid_flight_loses_nothing_acknowledged() {
@@ -96,15 +35,10 @@ async fn kill_9_mid_flight_loses_nothing_acknowledged() {
 
     let mut acknowledged = Vec::new();
     for round in 0..3 {
-        let Load { acked, stop, tasks } =
-            start_load(&server, &token, vec![sleeper.clone(), quick.clone()]);
+        let load = Load::start(&server, &token, &[sleeper.clone(), quick.clone()], 6);
         tokio::time::sleep(Duration::from_millis(1200)).await;
         server.kill(); // SIGKILL while requests and runs are in flight
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        for t in tasks {
-            let _ = t.await;
-        }
-        let got = acked.lock().unwrap().clone();
+        let got = load.stop().await;
         assert!(
             !got.is_empty(),
             "round {round}: some runs were acknowledged"
@@ -129,7 +63,7 @@ async fn kill_9_mid_flight_loses_nothing_acknowledged() {
             },
         )
         .await;
-    let runs = all_runs(&server, &token, "").await;
+    let runs = all_runs(&server, &token, "production").await;
     let by_id: HashMap<&str, &Value> = runs
         .iter()
         .map(|r| (r["id"].as_str().unwrap(), r))

@@ -424,3 +424,84 @@ impl Client<'_> {
         b["run_id"].as_str().expect("run_id").to_string()
     }
 }
+
+/// Every run of `env`, following the pages newest first.
+pub async fn all_runs(server: &Server, token: &str, env: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut before = String::new();
+    loop {
+        let path = format!("/api/v1/envs/{env}/runs?limit=500{before}");
+        let (s, page) = server.call("GET", &path, Some(token), None).await;
+        assert_eq!(s, 200, "{page}");
+        let page = page.as_array().unwrap().clone();
+        if page.is_empty() {
+            return out;
+        }
+        before = format!("&before={}", page.last().unwrap()["id"].as_str().unwrap());
+        out.extend(page);
+    }
+}
+
+/// Run-now requests from `workers` tasks, round-robin over `schedules` in production,
+/// until stopped; keeps the run ids the server acknowledged.
+pub struct Load {
+    acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(server: &Server, token: &str, schedules: &[String], workers: usize) -> Load {
+        use std::sync::atomic::Ordering;
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..workers)
+            .map(|i| {
+                let url = format!(
+                    "{}/api/v1/envs/production/schedules/{}/run",
+                    server.url,
+                    schedules[i % schedules.len()]
+                );
+                let (token, acked, stop) = (token.to_string(), acked.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(resp) = http
+                            .post(&url)
+                            .bearer_auth(&token)
+                            .json(&json!({}))
+                            .send()
+                            .await
+                        else {
+                            return;
+                        };
+                        if resp.status().as_u16() != 202 {
+                            continue;
+                        }
+                        if let Some(id) = resp
+                            .json::<Value>()
+                            .await
+                            .ok()
+                            .and_then(|b| b["run_id"].as_str().map(str::to_string))
+                        {
+                            acked.lock().unwrap().push(id);
+                        }
+                        // A breath between requests keeps the backlog to hundreds of runs.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                })
+            })
+            .collect();
+        Load { acked, stop, tasks }
+    }
+
+    /// Stops the requests (the server may be dead by now) and returns the acknowledged ids.
+    pub async fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        acked
+    }
+}
