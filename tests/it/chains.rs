@@ -319,3 +319,90 @@ async fn an_unsaved_form_can_be_previewed() {
         "{b}"
     );
 }
+
+/// A retry of a run that received a file token gets a fresh token bound to the new run.
+#[tokio::test]
+async fn a_retry_gets_a_fresh_file_token() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let (source, _) = seed_example(&admin).await;
+    let run = admin.run_now("training", &source).await;
+    let done = admin
+        .wait_final("training", &run, Duration::from_secs(10))
+        .await;
+    let child = done["chain"]["children"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .wait_final("production", &child, Duration::from_secs(10))
+        .await;
+    let (s, b) = admin
+        .post(
+            &format!("/api/v1/envs/production/runs/{child}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let again = b["run_id"].as_str().unwrap().to_string();
+    let retried = admin
+        .wait_final("production", &again, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        retried["state"], "succeeded",
+        "the retry read the file through its own token: {retried}"
+    );
+    assert_eq!(
+        retried["chain"]["parent"]["id"],
+        run.as_str(),
+        "same parent"
+    );
+    let (_, tokens) = admin.get("/api/v1/envs/training/file-tokens").await;
+    let bound: Vec<&str> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["run_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        bound.contains(&child.as_str()) && bound.contains(&again.as_str()),
+        "one token per run: {tokens}"
+    );
+    // Both runs can hand out the file; revoking the first token leaves the retry's working.
+    let first = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["run_id"] == child.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        admin
+            .delete(&format!("/api/v1/envs/training/file-tokens/{first}"))
+            .await
+            .0,
+        204
+    );
+    let (s, _, _) = server
+        .raw(
+            "GET",
+            &format!("/api/v1/envs/production/runs/{child}/params/SourceFile/file"),
+            Some(&admin.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _, bytes) = server
+        .raw(
+            "GET",
+            &format!("/api/v1/envs/production/runs/{again}/params/SourceFile/file"),
+            Some(&admin.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!((s, bytes.as_str()), (200, "id,amount\n1,42\n"));
+}
