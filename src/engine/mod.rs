@@ -105,6 +105,8 @@ pub struct Engine {
     file_token_ttl: std::time::Duration,
     committer: Committer,
     admission: Mutex<Admission>,
+    /// Environment → IANA zone, for `@DATE@` and cron triggers without a zone.
+    zones: std::sync::RwLock<HashMap<String, String>>,
     active: Mutex<HashMap<Uuid, Active>>,
     wake: Notify,
     /// Set when intake stops: nothing new starts.
@@ -137,6 +139,7 @@ impl Engine {
             settings: Arc::new(settings.tasks),
             committer,
             admission: Mutex::new(Admission::new(settings.max_concurrent_runs)),
+            zones: std::sync::RwLock::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             stopping: CancellationToken::new(),
@@ -149,9 +152,20 @@ impl Engine {
         self.admission.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn set_env_limit(&self, env: &str, limit: Option<u32>) {
-        self.admission().set_env_limit(env, limit);
+    /// Takes in an environment's limit and time zone (at start, and whenever one is saved):
+    /// runs read the zone from here rather than from the store.
+    pub fn set_environment(&self, env: &crate::domain::Environment) {
+        self.zones.write().unwrap_or_else(|e| e.into_inner()).insert(env.id.clone(), env.time_zone.clone());
+        self.admission().set_env_limit(&env.id, env.max_concurrent_runs);
         self.wake.notify_one();
+    }
+
+    /// An environment's time zone (UTC when it is unknown).
+    pub fn zone_of(&self, env: &str) -> String {
+        if let Some(z) = self.zones.read().unwrap_or_else(|e| e.into_inner()).get(env) {
+            return z.clone();
+        }
+        self.store.environment(env).ok().flatten().map_or_else(|| "UTC".to_string(), |e| e.time_zone)
     }
 
     pub fn running_total(&self) -> usize {

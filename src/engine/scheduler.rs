@@ -151,12 +151,7 @@ impl Scheduler {
     }
 
     fn env_zone(&self, env: &str) -> String {
-        self.engine
-            .store
-            .environment(env)
-            .ok()
-            .flatten()
-            .map_or_else(|| "UTC".into(), |e| e.time_zone)
+        self.engine.zone_of(env)
     }
 
     /// The loop. Stops when the engine stops taking work.

@@ -259,12 +259,7 @@ impl Engine {
 
     /// The global dynamic values for `run`, now, in its environment's zone.
     pub(super) fn globals_for(&self, run: &Run) -> Globals {
-        let zone = self
-            .store
-            .environment(&run.env)
-            .ok()
-            .flatten()
-            .map_or_else(|| "UTC".to_string(), |e| e.time_zone);
+        let zone = self.zone_of(&run.env);
         Globals::new(
             self.clock.now(),
             &zone,

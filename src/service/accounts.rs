@@ -255,7 +255,7 @@ impl Service {
             "",
         );
         self.store.create_environment(&env, &key, &audit)?;
-        self.engine.set_env_limit(&env.id, env.max_concurrent_runs);
+        self.engine.set_environment(&env);
         Ok(env)
     }
 
@@ -291,7 +291,7 @@ impl Service {
             "",
         );
         self.store.update_environment(&env, &audit)?;
-        self.engine.set_env_limit(&env.id, env.max_concurrent_runs);
+        self.engine.set_environment(&env);
         Ok(env)
     }
 

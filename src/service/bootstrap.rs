@@ -157,7 +157,7 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
     }
     let mut overlaps = HashMap::new();
     for env in store.environments()? {
-        engine.set_env_limit(&env.id, env.max_concurrent_runs);
+        engine.set_environment(&env);
         for s in store.schedules_of(&env.id)? {
             overlaps.insert(s.id, s.overlap);
         }
