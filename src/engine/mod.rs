@@ -155,17 +155,30 @@ impl Engine {
     /// Takes in an environment's limit and time zone (at start, and whenever one is saved):
     /// runs read the zone from here rather than from the store.
     pub fn set_environment(&self, env: &crate::domain::Environment) {
-        self.zones.write().unwrap_or_else(|e| e.into_inner()).insert(env.id.clone(), env.time_zone.clone());
-        self.admission().set_env_limit(&env.id, env.max_concurrent_runs);
+        self.zones
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(env.id.clone(), env.time_zone.clone());
+        self.admission()
+            .set_env_limit(&env.id, env.max_concurrent_runs);
         self.wake.notify_one();
     }
 
     /// An environment's time zone (UTC when it is unknown).
     pub fn zone_of(&self, env: &str) -> String {
-        if let Some(z) = self.zones.read().unwrap_or_else(|e| e.into_inner()).get(env) {
+        if let Some(z) = self
+            .zones
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(env)
+        {
             return z.clone();
         }
-        self.store.environment(env).ok().flatten().map_or_else(|| "UTC".to_string(), |e| e.time_zone)
+        self.store
+            .environment(env)
+            .ok()
+            .flatten()
+            .map_or_else(|| "UTC".to_string(), |e| e.time_zone)
     }
 
     pub fn running_total(&self) -> usize {

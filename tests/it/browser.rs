@@ -5,6 +5,7 @@
 //! With `BATON_SCREENSHOTS=DIR` set, the flow also saves screenshots there (the README's
 //! `docs/screenshots/` are made this way; CI leaves tracked files alone).
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,20 @@ struct Driver {
     _profile: tempfile::TempDir,
 }
 
+impl Driver {
+    /// Ends the session: chromedriver closes Chromium, every process of it.
+    async fn quit(self) {
+        let _ = self.browser.clone().close().await;
+    }
+}
+
 impl Drop for Driver {
+    /// chromedriver leads its own process group, so Chromium (its child) goes with it.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: killpg only sends a signal; a stale group id at worst fails with ESRCH.
+        unsafe {
+            libc::killpg(self.child.id() as i32, libc::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
@@ -45,6 +57,7 @@ async fn start_browser(javascript: bool) -> Driver {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("chromedriver starts");
     let profile = tempfile::tempdir().expect("profile dir");
@@ -325,6 +338,7 @@ async fn chain_flow(javascript: bool) {
         assert!(!page.contains(CHAIN_SECRET), "the secret is on a page");
         assert!(!page.contains("bft_"), "a token's text is on a page");
     }
+    d.quit().await;
 }
 
 #[tokio::test]
@@ -402,4 +416,5 @@ async fn an_operator_sees_no_run_another_task_and_keeps_the_stored_chain() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 403);
+    d.quit().await;
 }
