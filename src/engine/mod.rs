@@ -429,6 +429,7 @@ impl Engine {
                     format!("attempt {} interrupted by a restart", run.attempts),
                 )],
                 hops: planned.hops.clone(),
+                run: None,
             };
             let result = self
                 .committer

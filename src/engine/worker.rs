@@ -133,6 +133,7 @@ impl Engine {
             retry_at,
             logs: log.take(),
             hops: planned.hops.clone(),
+            run: Some(Box::new(run.clone())),
         };
         let result = self
             .committer

@@ -71,6 +71,9 @@ pub struct Completion {
     pub logs: Vec<NewLogLine>,
     /// The hops this completion fires, committed with it.
     pub hops: Hops,
+    /// The run as its worker holds it (what the claim stored): spares decoding it again.
+    /// `None` reads it from the store.
+    pub run: Option<Box<Run>>,
 }
 
 /// What a run's end starts: the runs its hops start, the hops refused (with their reason),
@@ -155,12 +158,14 @@ pub struct RunFilter {
 /// The run tables, opened once per batch.
 struct RunTables<'t> {
     runs: Table<'t, u128, &'static [u8]>,
-    by_env: Table<'t, (&'static str, u128), u8>,
+    by_env: Table<'t, (&'static str, u128), ()>,
     by_schedule: Table<'t, (u128, u128), u8>,
     by_state: Table<'t, (&'static str, u8, u128), ()>,
     children: Table<'t, (u128, u128), ()>,
     logs: Table<'t, (u128, u32), &'static [u8]>,
     hourly: Table<'t, (&'static str, i64, u8), u64>,
+    /// Hourly counts gathered over a batch, written once at its end.
+    hourly_pending: std::collections::HashMap<(String, i64, u8), u64>,
     /// Opened once per batch: every hop and run-now writes an audit entry.
     audit: Table<'t, u128, &'static [u8]>,
 }
@@ -175,6 +180,7 @@ impl<'t> RunTables<'t> {
             children: txn.open_table(RUN_CHILDREN)?,
             logs: txn.open_table(RUN_LOGS)?,
             hourly: txn.open_table(RUN_HOURLY)?,
+            hourly_pending: std::collections::HashMap::new(),
             audit: txn.open_table(super::tables::AUDIT)?,
         })
     }
@@ -192,23 +198,30 @@ impl<'t> RunTables<'t> {
         let code = run.state.code();
         self.runs.insert(key, encode(run).as_slice())?;
         if old_state != Some(run.state) {
-            if let Some(old) = old_state {
-                self.by_state.remove((run.env.as_str(), old.code(), key))?;
+            match old_state {
+                Some(old) => {
+                    self.by_state.remove((run.env.as_str(), old.code(), key))?;
+                }
+                None => {
+                    self.by_env.insert((run.env.as_str(), key), ())?;
+                }
             }
             self.by_state.insert((run.env.as_str(), code, key), ())?;
-            self.by_env.insert((run.env.as_str(), key), code)?;
-            self.by_schedule
-                .insert((id_key(run.schedule_id), key), code)?;
+            self.by_schedule.insert((id_key(run.schedule_id), key), code)?;
             if run.state.is_final() && !old_state.is_some_and(RunState::is_final) {
-                let hour = run
-                    .finished_at
-                    .unwrap_or(run.queued_at)
-                    .timestamp()
-                    .div_euclid(3600);
-                let k = (run.env.as_str(), hour, code);
-                let n = self.hourly.get(k)?.map_or(0, |v| v.value());
-                self.hourly.insert(k, n + 1)?;
+                let hour = run.finished_at.unwrap_or(run.queued_at).timestamp().div_euclid(3600);
+                *self.hourly_pending.entry((run.env.clone(), hour, code)).or_default() += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Adds the batch's hourly counts to the stored ones: one write per (env, hour, state).
+    fn flush_hourly(&mut self) -> Result<(), StoreError> {
+        for ((env, hour, code), add) in std::mem::take(&mut self.hourly_pending) {
+            let k = (env.as_str(), hour, code);
+            let n = self.hourly.get(k)?.map_or(0, |v| v.value());
+            self.hourly.insert(k, n + add)?;
         }
         Ok(())
     }
@@ -264,6 +277,7 @@ impl Store {
             for op in ops {
                 results.push(apply_one(&txn, &mut t, op));
             }
+            t.flush_hourly()?;
         }
         txn.commit()?;
         Ok(results)
@@ -278,6 +292,7 @@ impl Store {
             for run in runs {
                 t.insert_new(run)?;
             }
+            t.flush_hourly()?;
         }
         txn.commit()?;
         Ok(())
@@ -419,7 +434,13 @@ fn complete(
     t: &mut RunTables<'_>,
     c: &Completion,
 ) -> Result<RunOpOutcome, StoreError> {
-    let mut run = t.get(c.run_id)?;
+    let mut run = match &c.run {
+        // Only the claiming worker changes a running run's record, so its copy is current;
+        // the state index says whether it is still running.
+        Some(r) if t.by_state.get((r.env.as_str(), RunState::Running.code(), id_key(r.id)))?.is_some() => (**r).clone(),
+        Some(_) => t.get(c.run_id)?,
+        None => t.get(c.run_id)?,
+    };
     if run.state != RunState::Running {
         return Err(StoreError::Conflict(format!(
             "run {} is {}, not running",

@@ -29,8 +29,8 @@ pub const DUE: TableDefinition<(i64, u128), ()> = TableDefinition::new("due");
 
 /// run id → Run
 pub const RUNS: TableDefinition<u128, &[u8]> = TableDefinition::new("runs");
-/// (env, run id) → state code: an environment's history, newest last.
-pub const RUNS_BY_ENV: TableDefinition<(&str, u128), u8> = TableDefinition::new("runs_by_env");
+/// (env, run id) → (): an environment's history, newest last (written once, at creation).
+pub const RUNS_BY_ENV: TableDefinition<(&str, u128), ()> = TableDefinition::new("runs_by_env");
 /// (schedule id, run id) → state code: a schedule's runs.
 pub const RUNS_BY_SCHEDULE: TableDefinition<(u128, u128), u8> =
     TableDefinition::new("runs_by_schedule");
