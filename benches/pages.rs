@@ -44,6 +44,7 @@ fn finished_run(schedule: Uuid, at: chrono::DateTime<Utc>, i: usize) -> Run {
         id,
         env: ENV.into(),
         schedule_id: schedule,
+        kind: "noop".into(),
         state,
         origin: Origin::Schedule,
         due_at: Some(at),

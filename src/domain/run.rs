@@ -111,6 +111,10 @@ pub struct Run {
     pub id: Uuid,
     pub env: String,
     pub schedule_id: Uuid,
+    /// The task kind, copied from the schedule when the run was made (its own copy, like
+    /// its parameters). Empty in runs stored before it was recorded: read the schedule.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
     pub state: RunState,
     pub origin: Origin,
     #[serde(

@@ -246,6 +246,7 @@ impl Engine {
             id,
             env: schedule.env.clone(),
             schedule_id: schedule.id,
+            kind: schedule.kind.clone(),
             state: RunState::Queued,
             origin,
             due_at,

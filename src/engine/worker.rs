@@ -250,6 +250,9 @@ impl Engine {
     }
 
     fn kind_of(&self, run: &Run) -> String {
+        if !run.kind.is_empty() {
+            return run.kind.clone();
+        }
         self.store
             .schedule(run.schedule_id)
             .ok()

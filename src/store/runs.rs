@@ -494,6 +494,7 @@ mod tests {
             id,
             env: "production".into(),
             schedule_id: Uuid::now_v7(),
+            kind: "noop".into(),
             state: RunState::Succeeded,
             origin: Origin::Schedule,
             due_at: Some(at),
