@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpServer};
-use baton::domain::{Origin, RetryPolicy, Run, RunRef, RunState, SystemClock};
+use baton::domain::{Origin, RetryPolicy, Run, RunState, SystemClock};
 use baton::service::{open_baton, Config, ScheduleInput};
 use chrono::Utc;
 use uuid::Uuid;
@@ -59,10 +59,7 @@ fn finished_run(schedule: Uuid, at: chrono::DateTime<Utc>, i: usize) -> Run {
         params: Vec::new(),
         outputs: Default::default(),
         error: (state == RunState::Failed).then(|| "exit 1".to_string()),
-        root: RunRef {
-            env: ENV.into(),
-            id,
-        },
+        root: None,
         parent: None,
         parent_hop: None,
         depth: 0,

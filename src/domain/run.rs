@@ -159,7 +159,10 @@ pub struct Run {
     pub outputs: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub root: RunRef,
+    /// The run that started this lineage; `None` when this run is its own root (the
+    /// common case, so it is not stored). Read it with [`Run::root`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<RunRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<RunRef>,
     /// Which hop of the parent's `async-TaskChain` started this run.
@@ -177,6 +180,10 @@ pub struct Run {
 }
 
 impl Run {
+    pub fn root(&self) -> RunRef {
+        self.root.clone().unwrap_or_else(|| self.as_ref())
+    }
+
     pub fn as_ref(&self) -> RunRef {
         RunRef {
             env: self.env.clone(),

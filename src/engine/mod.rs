@@ -26,7 +26,7 @@ pub use refire::{PreviewParam, Refired};
 
 use crate::crypto::{Keyring, Place};
 use crate::domain::run::RunParam;
-use crate::domain::{Clock, Origin, ParamValue, Run, RunRef, RunState, Schedule};
+use crate::domain::{Clock, Origin, ParamValue, Run, RunState, Schedule};
 use crate::store::{Enqueue, Fire, IdempotencyKey, RunOp, RunOpOutcome, Store, StoreError};
 use crate::tasks::{Kinds, TaskSettings};
 
@@ -233,14 +233,8 @@ impl Engine {
             });
         }
         let (root, depth) = match parent {
-            Some(p) => (p.root.clone(), p.depth + 1),
-            None => (
-                RunRef {
-                    env: schedule.env.clone(),
-                    id,
-                },
-                0,
-            ),
+            Some(p) => (Some(p.root()), p.depth + 1),
+            None => (None, 0),
         };
         Ok(Run {
             id,

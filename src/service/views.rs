@@ -170,7 +170,7 @@ impl RunView {
             outputs: r.outputs.clone(),
             error: r.error.clone(),
             chain: ChainView {
-                root: r.root.clone(),
+                root: r.root(),
                 parent: r.parent.clone(),
                 depth: r.depth,
                 children: r.children.clone(),

@@ -207,10 +207,18 @@ impl<'t> RunTables<'t> {
                 }
             }
             self.by_state.insert((run.env.as_str(), code, key), ())?;
-            self.by_schedule.insert((id_key(run.schedule_id), key), code)?;
+            self.by_schedule
+                .insert((id_key(run.schedule_id), key), code)?;
             if run.state.is_final() && !old_state.is_some_and(RunState::is_final) {
-                let hour = run.finished_at.unwrap_or(run.queued_at).timestamp().div_euclid(3600);
-                *self.hourly_pending.entry((run.env.clone(), hour, code)).or_default() += 1;
+                let hour = run
+                    .finished_at
+                    .unwrap_or(run.queued_at)
+                    .timestamp()
+                    .div_euclid(3600);
+                *self
+                    .hourly_pending
+                    .entry((run.env.clone(), hour, code))
+                    .or_default() += 1;
             }
         }
         Ok(())
@@ -437,7 +445,13 @@ fn complete(
     let mut run = match &c.run {
         // Only the claiming worker changes a running run's record, so its copy is current;
         // the state index says whether it is still running.
-        Some(r) if t.by_state.get((r.env.as_str(), RunState::Running.code(), id_key(r.id)))?.is_some() => (**r).clone(),
+        Some(r)
+            if t.by_state
+                .get((r.env.as_str(), RunState::Running.code(), id_key(r.id)))?
+                .is_some() =>
+        {
+            (**r).clone()
+        }
         Some(_) => t.get(c.run_id)?,
         None => t.get(c.run_id)?,
     };
@@ -484,7 +498,7 @@ fn advance_schedule(txn: &redb::WriteTransaction, fire: &Fire) -> Result<(), Sto
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Origin, RetryPolicy, RunRef};
+    use crate::domain::{Origin, RetryPolicy};
 
     #[test]
     fn a_finished_run_is_stored_sparse_and_reads_back_the_same() {
@@ -509,10 +523,7 @@ mod tests {
             params: Vec::new(),
             outputs: Default::default(),
             error: None,
-            root: RunRef {
-                env: "production".into(),
-                id,
-            },
+            root: None,
             parent: None,
             parent_hop: None,
             depth: 0,

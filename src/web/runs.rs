@@ -327,7 +327,10 @@ pub async fn detail(
 /// The runs before and after `run` (from its root, breadth first), across environments;
 /// runs in environments the viewer cannot see are drawn without a link or a name.
 fn lineage_svg(state: &State, me: &SignedIn, run: &Run) -> WebResult<String> {
-    let root = state.store.run(run.root.id)?.unwrap_or_else(|| run.clone());
+    let root = state
+        .store
+        .run(run.root().id)?
+        .unwrap_or_else(|| run.clone());
     let mut nodes = Vec::new();
     let mut queue = VecDeque::from([root]);
     let mut names: HashMap<uuid::Uuid, String> = HashMap::new();
