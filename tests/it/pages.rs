@@ -322,3 +322,38 @@ async fn pages_carry_the_security_headers() {
     );
     assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
 }
+
+#[tokio::test]
+async fn a_refused_form_comes_back_with_the_input_and_the_messages() {
+    let server = Server::start().await;
+    let mut v = Visitor::new(&server);
+    v.login("admin", ADMIN_PASSWORD).await;
+    let csrf = v.csrf().await;
+    let form = format!(
+        "csrf={csrf}&name=Keep+me&kind=noop&enabled=on&trigger_type=cron&cron_expr=61+*+*+*+*&cron_zone=Mars%2FBase\
+         &p0_name=Message&p0_value=typed+value&p1_name=Secret&p1_value=hidden-typed-secret&p1_encrypt=on\
+         &timeout_seconds=0&max_attempts=1&backoff_seconds=30&overlap=allow&catch_up=skip&action=save"
+    );
+    let (s, page) = v.post("/envs/production/schedules/new", &form).await;
+    assert_eq!(s, 422);
+    assert!(
+        page.contains("value=\"Keep me\"")
+            && page.contains("value=\"typed value\"")
+            && page.contains("value=\"61 * * * *\""),
+        "the input is kept"
+    );
+    assert!(
+        page.contains("invalid cron expression")
+            && page.contains("unknown time zone")
+            && page.contains("between 1 and"),
+        "each message is shown"
+    );
+    assert!(
+        !page.contains("hidden-typed-secret"),
+        "a typed secret comes back sealed, never as text"
+    );
+    assert!(page.contains("entered, not saved yet"));
+    let admin = server.admin().await;
+    let (_, list) = admin.get("/api/v1/envs/production/schedules").await;
+    assert_eq!(list.as_array().unwrap().len(), 0, "nothing was saved");
+}

@@ -56,6 +56,14 @@ impl SchedulePage {
             .map_or("", |p| p.message.as_str())
     }
 
+    /// The message for exactly this field (not its sub-fields).
+    pub fn err_exact(&self, field: &str) -> &str {
+        self.errors
+            .iter()
+            .find(|p| p.field == field)
+            .map_or("", |p| p.message.as_str())
+    }
+
     /// Problems no field shows.
     pub fn other_errors(&self) -> Vec<&FieldProblem> {
         let shown = [
