@@ -31,6 +31,15 @@ impl Committer {
         Self { tx }
     }
 
+    /// Queues `op` for the next commit without waiting for it (live log lines; the run's
+    /// completion, committed after, is what callers wait for).
+    pub fn send(&self, op: RunOp) {
+        let (reply, _) = oneshot::channel();
+        if self.tx.send((op, reply)).is_err() {
+            tracing::error!("the committer has stopped; a log flush was dropped");
+        }
+    }
+
     /// Applies `op` durably; resolves once its commit is on disk.
     pub async fn submit(&self, op: RunOp) -> Result<RunOpOutcome, StoreError> {
         let (reply, rx) = oneshot::channel();

@@ -58,8 +58,7 @@ impl Engine {
             ),
         );
 
-        let flusher = self.spawn_log_flusher(run.id, log.clone());
-        let end = match self.attempt(&run, &token, &log).await {
+        let end = match self.attempt_with_live_log(&run, &token, &log).await {
             AttemptEnd::Stopped(_) => AttemptEnd::Stopped(
                 reason
                     .lock()
@@ -68,7 +67,6 @@ impl Engine {
             ),
             other => other,
         };
-        flusher.cancel();
         self.active
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -305,27 +303,28 @@ impl Engine {
         Ok(out)
     }
 
-    /// Commits a long task's log lines every [`LOG_FLUSH`] while it runs.
-    fn spawn_log_flusher(self: &Arc<Self>, run_id: uuid::Uuid, log: LogSink) -> CancellationToken {
-        let stop = CancellationToken::new();
-        let engine = self.clone();
-        let stop2 = stop.clone();
-        self.runtime.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = stop2.cancelled() => return,
-                    () = tokio::time::sleep(LOG_FLUSH) => {}
-                }
-                let lines = log.take();
-                if !lines.is_empty() {
-                    let _ = engine
-                        .committer
-                        .submit(RunOp::AppendLog { run_id, lines })
-                        .await;
+    /// Runs the attempt, committing its log lines every [`LOG_FLUSH`] while it runs (so the
+    /// log reads live). In the same task: a short attempt costs no extra task or timer wake.
+    async fn attempt_with_live_log(
+        &self,
+        run: &Run,
+        token: &CancellationToken,
+        log: &LogSink,
+    ) -> AttemptEnd {
+        let attempt = self.attempt(run, token, log);
+        tokio::pin!(attempt);
+        loop {
+            tokio::select! {
+                end = &mut attempt => return end,
+                () = tokio::time::sleep(LOG_FLUSH) => {
+                    let lines = log.take();
+                    if !lines.is_empty() {
+                        // Not awaited: the attempt keeps running while the lines commit.
+                        self.committer.send(RunOp::AppendLog { run_id: run.id, lines });
+                    }
                 }
             }
-        });
-        stop
+        }
     }
 }
 

@@ -267,6 +267,23 @@ async fn cancel_and_retry_follow_the_run_state() {
             |b| b["state"] == "running",
         )
         .await;
+    // The log reads live while the run runs.
+    let log = admin
+        .wait_for(
+            &format!("/api/v1/envs/production/runs/{run}/log"),
+            Duration::from_secs(5),
+            |b| {
+                b.as_array().is_some_and(|a| {
+                    a.iter().any(|l| {
+                        l["text"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("sleeping 30 s"))
+                    })
+                })
+            },
+        )
+        .await;
+    assert!(!log.to_string().contains("cancelled"), "{log}");
     let (s, b) = admin
         .post(
             &format!("/api/v1/envs/production/schedules/{id}/run"),
