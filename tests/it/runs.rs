@@ -117,20 +117,29 @@ async fn an_interval_schedule_fires_repeatedly_one_interval_apart() {
         .map(|r| r["due_at"].as_str().unwrap().parse().unwrap())
         .collect();
     dues.sort();
+    // Due times stay on the interval's grid: each is the previous one plus the interval (or,
+    // when a busy machine made the scheduler late past a due time, a whole multiple of it:
+    // passed times are dropped, never fired late in a burst).
     for pair in dues.windows(2) {
-        assert_eq!(
-            (pair[1] - pair[0]).num_milliseconds(),
-            1000,
+        let gap = (pair[1] - pair[0]).num_milliseconds();
+        assert!(
+            gap > 0 && gap % 1000 == 0,
             "next due = previous due + interval: {dues:?}"
         );
     }
+    let first = dues[0];
+    assert!(
+        dues.iter()
+            .all(|d| (*d - first).num_milliseconds() % 1000 == 0),
+        "{dues:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_once_schedule_fires_once_and_then_has_no_next_time() {
     let server = Server::start().await;
     let admin = server.admin().await;
-    let at = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(3000);
     let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let id = admin
         .schedule(
