@@ -89,12 +89,10 @@ pub fn stored_spec(s: &Schedule) -> Option<ChainSpec> {
 }
 
 impl Service {
-    fn starters(&self, caller: &User, chain: &Chain) -> Result<Vec<Starter>, ServiceError> {
+    /// Every schedule, in any environment, whose `async-TaskChain` names `chain`.
+    fn all_starters(&self, chain: &Chain) -> Result<Vec<Starter>, ServiceError> {
         let mut out = Vec::new();
         for env in self.store.environments()? {
-            if caller.role_in(&env.id).is_none() {
-                continue;
-            }
             for s in self.store.schedules_of(&env.id)? {
                 let names_it = stored_spec(&s).is_some_and(|sp| {
                     sp.hops.iter().any(|h| {
@@ -112,6 +110,13 @@ impl Service {
             }
         }
         Ok(out)
+    }
+
+    /// The starters `caller` may see (those in environments where they hold a role).
+    fn starters(&self, caller: &User, chain: &Chain) -> Result<Vec<Starter>, ServiceError> {
+        let mut all = self.all_starters(chain)?;
+        all.retain(|s| caller.role_in(&s.env).is_some());
+        Ok(all)
     }
 
     fn chain_view(&self, caller: &User, c: &Chain) -> Result<ChainView, ServiceError> {
@@ -307,10 +312,12 @@ impl Service {
         chain: &Chain,
         verb: &str,
     ) -> Result<(), ServiceError> {
-        let starters = self.starters(caller, chain)?;
-        let hidden = self
-            .count_all_starters(chain)?
-            .saturating_sub(starters.len());
+        // One scan: what the caller may see is listed, the rest only counted.
+        let (starters, others): (Vec<Starter>, Vec<Starter>) = self
+            .all_starters(chain)?
+            .into_iter()
+            .partition(|s| caller.role_in(&s.env).is_some());
+        let hidden = others.len();
         if starters.is_empty() && hidden == 0 {
             return Ok(());
         }
@@ -338,17 +345,6 @@ impl Service {
             ),
             details,
         })
-    }
-
-    fn count_all_starters(&self, chain: &Chain) -> Result<usize, ServiceError> {
-        let everyone = User {
-            username: String::new(),
-            password_hash: String::new(),
-            admin: true,
-            roles: Default::default(),
-            created_at: self.clock.now(),
-        };
-        Ok(self.starters(&everyone, chain)?.len())
     }
 
     /// What other environments offer `env`.

@@ -13,7 +13,7 @@ use crate::support::*;
 async fn kill_9_with_chains_in_flight_loses_and_doubles_no_hop() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let mut server = Server::start_in(&dir, Options::default()).unwrap();
+    let server = Server::start_in(&dir, Options::default()).unwrap();
     let token = server.admin().await.token;
     let admin = Client {
         server: &server,
@@ -57,20 +57,15 @@ async fn kill_9_with_chains_in_flight_loses_and_doubles_no_hop() {
         .await;
     drop(admin);
 
-    let mut acknowledged = Vec::new();
-    for round in 0..3 {
-        let load = Load::start(&server, &token, std::slice::from_ref(&a), 4);
-        tokio::time::sleep(Duration::from_millis(900)).await;
-        server.kill(); // SIGKILL with A, B and C runs in flight
-        let got = load.stop().await;
-        assert!(
-            !got.is_empty(),
-            "round {round}: some runs were acknowledged"
-        );
-        acknowledged.extend(got);
-        drop(server);
-        server = Server::start_in(&dir, Options::default()).unwrap();
-    }
+    let (server, acknowledged) = kill_rounds(
+        server,
+        &dir,
+        &token,
+        std::slice::from_ref(&a),
+        4,
+        Duration::from_millis(900),
+    )
+    .await;
 
     let client = Client {
         server: &server,

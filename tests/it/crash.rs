@@ -12,7 +12,7 @@ use crate::support::*;
 async fn kill_9_mid_flight_loses_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let mut server = Server::start_in(&dir, Options::default()).unwrap();
+    let server = Server::start_in(&dir, Options::default()).unwrap();
     let token = server.admin().await.token;
     let admin = Client {
         server: &server,
@@ -33,20 +33,15 @@ async fn kill_9_mid_flight_loses_nothing_acknowledged() {
         .await;
     drop(admin);
 
-    let mut acknowledged = Vec::new();
-    for round in 0..3 {
-        let load = Load::start(&server, &token, &[sleeper.clone(), quick.clone()], 6);
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        server.kill(); // SIGKILL while requests and runs are in flight
-        let got = load.stop().await;
-        assert!(
-            !got.is_empty(),
-            "round {round}: some runs were acknowledged"
-        );
-        acknowledged.extend(got);
-        drop(server);
-        server = Server::start_in(&dir, Options::default()).unwrap();
-    }
+    let (server, acknowledged) = kill_rounds(
+        server,
+        &dir,
+        &token,
+        &[sleeper.clone(), quick.clone()],
+        6,
+        Duration::from_millis(1200),
+    )
+    .await;
 
     // Let the recovered runs finish.
     let client = Client {

@@ -505,3 +505,30 @@ impl Load {
         acked
     }
 }
+
+/// Three rounds of: run-now load for `pause`, SIGKILL mid-flight, restart on `dir`. Returns
+/// the server running after the last restart and every run id it acknowledged.
+pub async fn kill_rounds(
+    mut server: Server,
+    dir: &Path,
+    token: &str,
+    schedules: &[String],
+    workers: usize,
+    pause: Duration,
+) -> (Server, Vec<String>) {
+    let mut acknowledged = Vec::new();
+    for round in 0..3 {
+        let load = Load::start(&server, token, schedules, workers);
+        tokio::time::sleep(pause).await;
+        server.kill(); // SIGKILL while requests and runs are in flight
+        let got = load.stop().await;
+        assert!(
+            !got.is_empty(),
+            "round {round}: some runs were acknowledged"
+        );
+        acknowledged.extend(got);
+        drop(server);
+        server = Server::start_in(dir, Options::default()).unwrap();
+    }
+    (server, acknowledged)
+}
