@@ -116,6 +116,10 @@ impl Engine {
             (None, Some(e)) => log.push(now, "system", format!("run {}: {e}", state.as_str())),
             _ => log.push(now, "system", "run succeeded"),
         }
+        // The task has stopped executing, so its slot is free now: a hop's run (planned
+        // next) or a waiting run can take it while this completion commits, instead of
+        // queueing behind a slot that only a bookkeeping commit still holds.
+        self.admission().release_slot(&run.env, run.schedule_id);
         // Hops are planned only on the final state, after the retries.
         let planned = if retry_at.is_none() {
             self.plan_hops(run, state, &outputs)
@@ -139,7 +143,6 @@ impl Engine {
             .await;
         self.hops_committed(planned, result.is_ok());
         let mut adm = self.admission();
-        adm.release_slot(&run.env, run.schedule_id);
         match result {
             Ok(RunOpOutcome::Completed(done)) if done.state == RunState::Queued => {
                 self.metrics
