@@ -6,9 +6,7 @@ use uuid::Uuid;
 
 use super::codec::decode;
 use super::runs::RunFilter;
-use super::tables::{
-    RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_CHILDREN, RUN_HOURLY, RUN_LOGS,
-};
+use super::tables::{RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_HOURLY, RUN_LOGS};
 use super::{id_key, Store, StoreError};
 use crate::domain::{LogLine, Run, RunState};
 
@@ -154,16 +152,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Children of a run (lineage, parent → children).
-    pub fn run_children(&self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let idx = txn.open_table(RUN_CHILDREN)?;
-        let k = id_key(id);
-        idx.range((k, 0u128)..=(k, u128::MAX))?
-            .map(|row| Ok(Uuid::from_u128(row?.0.value().1)))
-            .collect()
     }
 
     pub fn run_log(&self, id: Uuid, after: u32, limit: usize) -> Result<Vec<LogLine>, StoreError> {

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::codec::{decode, encode};
 use super::schedules::write_schedule;
 use super::tables::{
-    IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_CHILDREN, RUN_HOURLY,
-    RUN_LOGS, SCHEDULES,
+    IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_HOURLY, RUN_LOGS,
+    SCHEDULES,
 };
 use super::{id_key, Store, StoreError};
 use crate::domain::run::{ChainError, NewLogLine};
@@ -161,7 +161,6 @@ struct RunTables<'t> {
     by_env: Table<'t, (&'static str, u128), ()>,
     by_schedule: Table<'t, (u128, u128), u8>,
     by_state: Table<'t, (&'static str, u8, u128), ()>,
-    children: Table<'t, (u128, u128), ()>,
     logs: Table<'t, (u128, u32), &'static [u8]>,
     hourly: Table<'t, (&'static str, i64, u8), u64>,
     /// Hourly counts gathered over a batch, written once at its end.
@@ -177,7 +176,6 @@ impl<'t> RunTables<'t> {
             by_env: txn.open_table(RUNS_BY_ENV)?,
             by_schedule: txn.open_table(RUNS_BY_SCHEDULE)?,
             by_state: txn.open_table(RUNS_BY_STATE)?,
-            children: txn.open_table(RUN_CHILDREN)?,
             logs: txn.open_table(RUN_LOGS)?,
             hourly: txn.open_table(RUN_HOURLY)?,
             hourly_pending: std::collections::HashMap::new(),
@@ -241,12 +239,7 @@ impl<'t> RunTables<'t> {
     }
 
     fn insert_new(&mut self, run: &Run) -> Result<(), StoreError> {
-        self.put(run, None)?;
-        if let Some(parent) = &run.parent {
-            self.children
-                .insert((id_key(parent.id), id_key(run.id)), ())?;
-        }
-        Ok(())
+        self.put(run, None)
     }
 
     fn append_logs(&mut self, run_id: Uuid, lines: &[NewLogLine]) -> Result<(), StoreError> {

@@ -41,8 +41,6 @@ pub const RUNS_BY_STATE: TableDefinition<(&str, u8, u128), ()> =
 /// (env, hour since the Unix epoch, final state code) → runs that ended then (the
 /// dashboard's chart, without scanning history).
 pub const RUN_HOURLY: TableDefinition<(&str, i64, u8), u64> = TableDefinition::new("run_hourly");
-/// (parent run id, child run id) → (): lineage, parent → children.
-pub const RUN_CHILDREN: TableDefinition<(u128, u128), ()> = TableDefinition::new("run_children");
 /// (run id, seq) → LogLine
 pub const RUN_LOGS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("run_logs");
 /// (schedule id, Idempotency-Key) → IdempotencyRecord
@@ -85,7 +83,6 @@ pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> 
     txn.open_table(RUNS_BY_ENV)?;
     txn.open_table(RUNS_BY_SCHEDULE)?;
     txn.open_table(RUNS_BY_STATE)?;
-    txn.open_table(RUN_CHILDREN)?;
     txn.open_table(RUN_HOURLY)?;
     txn.open_table(RUN_LOGS)?;
     txn.open_table(IDEMPOTENCY)?;
@@ -98,4 +95,14 @@ pub fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> 
     txn.open_table(SESSIONS)?;
     txn.open_table(AUDIT)?;
     Ok(())
+}
+
+/// Tables older schemas wrote and `migrate::upgrade` deletes.
+pub mod retired {
+    use redb::TableDefinition;
+
+    /// (parent run id, child run id) → (): schema 1's lineage index, never read (the run
+    /// record's `children` holds lineage, written in the same transaction). Dropped in 2.
+    pub const RUN_CHILDREN: TableDefinition<(u128, u128), ()> =
+        TableDefinition::new("run_children");
 }
