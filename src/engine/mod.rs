@@ -4,16 +4,19 @@
 mod admission;
 mod committer;
 mod file_tokens;
+mod hop_run;
 mod hops;
 mod metrics;
+mod new_run;
+mod recovery;
 mod refire;
 pub mod scheduler;
+mod stop;
 mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,9 +27,8 @@ pub use committer::Committer;
 pub use metrics::Metrics;
 pub use refire::{PreviewParam, Refired};
 
-use crate::crypto::{Keyring, Place};
-use crate::domain::run::RunParam;
-use crate::domain::{Clock, Origin, ParamValue, Run, RunState, Schedule};
+use crate::crypto::Keyring;
+use crate::domain::{Clock, Overlap, Run, RunState};
 use crate::store::{Enqueue, Fire, IdempotencyKey, RunOp, RunOpOutcome, Store, StoreError};
 use crate::tasks::{Kinds, TaskSettings};
 
@@ -67,7 +69,7 @@ struct Active {
 /// How a new run is submitted: its schedule's overlap policy, and what commits with it.
 #[derive(Debug, Default)]
 pub struct Submit {
-    pub overlap: crate::domain::Overlap,
+    pub overlap: Overlap,
     pub idempotency: Option<IdempotencyKey>,
     /// The due time a scheduled run fires (advances its schedule in the same commit).
     pub fire: Option<Fire>,
@@ -193,78 +195,6 @@ impl Engine {
         self.committer.submit(op).await
     }
 
-    /// A new run of `schedule`: its own copy of the parameters (secrets re-sealed for the
-    /// run's place), the schedule's limits, and its lineage. Callers add the values given
-    /// for this run (run-now, a hop) afterwards, sealed for the run's id.
-    pub fn new_run(
-        &self,
-        schedule: &Schedule,
-        origin: Origin,
-        acting_user: &str,
-        due_at: Option<DateTime<Utc>>,
-        parent: Option<&Run>,
-    ) -> Result<Run, EngineError> {
-        let id = Uuid::now_v7();
-        let record = format!("run:{id}");
-        let mut params = Vec::with_capacity(schedule.params.len());
-        for p in &schedule.params {
-            let value = match &p.value {
-                ParamValue::Plain(v) => ParamValue::Plain(v.clone()),
-                ParamValue::Sealed(s) => {
-                    let from = Place {
-                        env: &schedule.env,
-                        record: format!("schedule:{}", schedule.id),
-                        name: &p.name,
-                    };
-                    let plain = self.keyring.open(&from, s)?;
-                    let to = Place {
-                        env: &schedule.env,
-                        record: record.clone(),
-                        name: &p.name,
-                    };
-                    ParamValue::Sealed(self.keyring.seal(&to, &plain)?)
-                }
-            };
-            params.push(RunParam {
-                name: p.name.clone(),
-                value,
-                literal: false,
-                file_token: None,
-            });
-        }
-        let (root, depth) = match parent {
-            Some(p) => (Some(p.root()), p.depth + 1),
-            None => (None, 0),
-        };
-        Ok(Run {
-            id,
-            env: schedule.env.clone(),
-            schedule_id: schedule.id,
-            kind: schedule.kind.clone(),
-            state: RunState::Queued,
-            origin,
-            due_at,
-            attempts: 0,
-            retry: schedule.retry,
-            timeout_seconds: schedule.timeout_seconds,
-            queued_at: self.clock.now(),
-            started_at: None,
-            finished_at: None,
-            not_before: None,
-            acting_user: acting_user.to_string(),
-            params,
-            outputs: Default::default(),
-            error: None,
-            root,
-            parent: parent.map(Run::as_ref),
-            parent_hop: None,
-            depth,
-            children: Vec::new(),
-            chain_errors: Vec::new(),
-            epoch: 0,
-        })
-    }
-
     /// Commits a new run and starts it, claiming its first attempt in the same commit when
     /// a slot is free (one commit from "run now" to "running").
     pub async fn submit(
@@ -279,17 +209,7 @@ impl Engine {
             tokens,
             audit,
         } = how;
-        let start_now = self
-            .admission()
-            .admit_new(&run.env, run.schedule_id, overlap)
-            .ok_or(EngineError::Busy)?;
-        let start_now = start_now && !self.stopping.is_cancelled();
-        if start_now {
-            run.state = RunState::Running;
-            run.attempts = 1;
-            run.started_at = Some(self.clock.now());
-            run.epoch = self.store.epoch();
-        }
+        let start_now = self.admit_submitted(&mut run, overlap)?;
         let (env, schedule) = (run.env.clone(), run.schedule_id);
         let outcome = self
             .committer
@@ -301,157 +221,54 @@ impl Engine {
                 audit,
             })))
             .await;
-        match outcome {
-            Ok(RunOpOutcome::Enqueued(run)) => {
-                self.metrics
-                    .runs_enqueued
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if start_now {
-                    self.spawn_attempt(*run.clone());
-                    Ok(Submitted::Started(run))
-                } else {
-                    self.admission().enqueue(Waiting {
-                        run_id: run.id,
-                        env: run.env.clone(),
-                        schedule_id: run.schedule_id,
-                        overlap,
-                        not_before: None,
-                    });
-                    self.wake.notify_one();
-                    Ok(Submitted::Queued(run))
-                }
-            }
-            Ok(RunOpOutcome::Replayed(id)) => {
-                self.admission().forget_new(&env, schedule, start_now);
-                Ok(Submitted::Replayed(id))
-            }
+        let submitted = match outcome {
+            Ok(RunOpOutcome::Enqueued(run)) => return Ok(self.enqueued(*run, start_now, overlap)),
+            Ok(RunOpOutcome::Replayed(id)) => Ok(Submitted::Replayed(id)),
             Ok(other) => {
-                self.admission().forget_new(&env, schedule, start_now);
                 Err(StoreError::Db(format!("unexpected enqueue outcome {other:?}")).into())
             }
-            Err(e) => {
-                self.admission().forget_new(&env, schedule, start_now);
-                Err(e.into())
-            }
-        }
+            Err(e) => Err(e.into()),
+        };
+        // Nothing new became active: give back what admission counted.
+        self.admission().forget_new(&env, schedule, start_now);
+        submitted
     }
 
-    /// Cancels a run: a queued one at once, a running one by stopping its attempt.
-    pub async fn cancel(self: &Arc<Self>, run: &Run) -> Result<(), EngineError> {
-        match run.state {
-            RunState::Queued => {
-                let waiting = self.admission().remove_waiting(run.id);
-                let planned = self.plan_hops(run, RunState::Cancelled, &run.outputs);
-                let result = self
-                    .committer
-                    .submit(RunOp::CancelQueued {
-                        run_id: run.id,
-                        at: self.clock.now(),
-                        hops: Box::new(planned.hops.clone()),
-                    })
-                    .await;
-                self.hops_committed(planned, result.is_ok());
-                match result {
-                    Ok(_) => {
-                        self.admission().finish(run.schedule_id);
-                        self.metrics
-                            .runs_cancelled
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        // It was claimed meanwhile: put it back and report its state.
-                        if let Some(w) = waiting {
-                            self.admission().enqueue(w);
-                        }
-                        Err(e.into())
-                    }
-                }
-            }
-            RunState::Running => {
-                let active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-                match active.get(&run.id) {
-                    Some(a) => {
-                        *a.reason.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(StopReason::Cancel);
-                        a.token.cancel();
-                        Ok(())
-                    }
-                    None => Err(EngineError::WrongState(
-                        "running in no worker of this process",
-                    )),
-                }
-            }
-            other => Err(EngineError::WrongState(other.as_str())),
+    /// Admission for a new run: true (with its first attempt claimed on `run`) when it may
+    /// start now; `Busy` under overlap `skip` with a run active.
+    fn admit_submitted(&self, run: &mut Run, overlap: Overlap) -> Result<bool, EngineError> {
+        let start_now = self
+            .admission()
+            .admit_new(&run.env, run.schedule_id, overlap)
+            .ok_or(EngineError::Busy)?;
+        let start_now = start_now && !self.stopping.is_cancelled();
+        if start_now {
+            run.state = RunState::Running;
+            run.attempts = 1;
+            run.started_at = Some(self.clock.now());
+            run.epoch = self.store.epoch();
         }
+        Ok(start_now)
     }
 
-    /// Start-up: orphans from an older epoch go back to the queue (or fail as interrupted
-    /// when no attempt is left); queued runs wait their turn again.
-    pub async fn recover(
-        self: &Arc<Self>,
-        overlaps: &HashMap<Uuid, crate::domain::Overlap>,
-    ) -> Result<(usize, usize), EngineError> {
-        let store = self.store.clone();
-        let (running, queued) = tokio::task::spawn_blocking(move || {
-            Ok::<_, StoreError>((
-                store.runs_in_state(RunState::Running)?,
-                store.runs_in_state(RunState::Queued)?,
-            ))
-        })
-        .await
-        .map_err(|e| StoreError::Db(e.to_string()))??;
-        let now = self.clock.now();
-        let orphans = running.len();
-        let mut requeued = Vec::new();
-        for run in running.into_iter().filter(|r| r.epoch < self.store.epoch()) {
-            let again = run.attempts_left();
-            let planned = if again {
-                hops::PlannedHops::default()
-            } else {
-                self.plan_hops(&run, RunState::Failed, &run.outputs)
-            };
-            let completion = crate::store::Completion {
-                run_id: run.id,
-                state: RunState::Failed,
-                outputs: Default::default(),
-                error: Some("interrupted".into()),
-                at: now,
-                retry_at: again.then_some(now),
-                logs: vec![(
-                    now,
-                    "system".into(),
-                    format!("attempt {} interrupted by a restart", run.attempts),
-                )],
-                hops: planned.hops.clone(),
-                run: None,
-            };
-            let result = self
-                .committer
-                .submit(RunOp::Complete(Box::new(completion)))
-                .await;
-            self.hops_committed(planned, result.is_ok());
-            if let RunOpOutcome::Completed(r) = result? {
-                if r.state == RunState::Queued {
-                    requeued.push(*r);
-                }
-            }
+    /// A new run is committed: it starts, or waits its turn.
+    fn enqueued(self: &Arc<Self>, run: Run, started: bool, overlap: Overlap) -> Submitted {
+        self.metrics
+            .runs_enqueued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if started {
+            self.spawn_attempt(run.clone());
+            return Submitted::Started(Box::new(run));
         }
-        let mut adm = self.admission();
-        for run in requeued.into_iter().chain(queued) {
-            adm.count_active(run.schedule_id);
-            adm.enqueue(Waiting {
-                run_id: run.id,
-                env: run.env.clone(),
-                schedule_id: run.schedule_id,
-                overlap: overlaps.get(&run.schedule_id).copied().unwrap_or_default(),
-                not_before: run.not_before,
-            });
-        }
-        let waiting = adm.queued_total();
-        drop(adm);
+        self.admission().enqueue(Waiting {
+            run_id: run.id,
+            env: run.env.clone(),
+            schedule_id: run.schedule_id,
+            overlap,
+            not_before: None,
+        });
         self.wake.notify_one();
-        Ok((orphans, waiting))
+        Submitted::Queued(Box::new(run))
     }
 
     /// Starts waiting runs as slots free up and retries come due, until intake stops.
@@ -472,30 +289,6 @@ impl Engine {
                 () = async { match sleep { Some(d) => tokio::time::sleep(d).await, None => std::future::pending().await } } => {}
                 () = self.stopping.cancelled() => return,
             }
-        }
-    }
-
-    /// Stops intake, lets running attempts finish within `grace`, then stops the rest
-    /// (they stay `running` on disk and are recovered at the next start).
-    pub async fn shutdown(&self, grace: std::time::Duration) {
-        self.stopping.cancel();
-        self.workers.close();
-        if tokio::time::timeout(grace, self.workers.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("shutdown grace over; stopping the runs still running");
-            for a in self
-                .active
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-            {
-                *a.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::Shutdown);
-                a.token.cancel();
-            }
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(5), self.workers.wait()).await;
         }
     }
 

@@ -137,7 +137,7 @@ impl Engine {
         i: usize,
         hop: &Hop,
     ) -> Result<Vec<PreviewParam>, String> {
-        let (child, _, _) = self.build_hop_run(run, outputs, i, hop, true)?;
+        let child = self.build_hop_run(run, outputs, i, hop, true)?.run;
         Ok(hop
             .params
             .iter()

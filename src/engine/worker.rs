@@ -26,6 +26,68 @@ enum AttemptEnd {
     Stopped(StopReason),
 }
 
+/// What an attempt's end means for the run: the state it ends in (unless a retry follows),
+/// its outputs, its error and whether another attempt may fix it.
+struct Ended {
+    state: RunState,
+    outputs: Outputs,
+    error: Option<String>,
+    retryable: bool,
+}
+
+impl Ended {
+    fn from_attempt(end: AttemptEnd, run: &Run) -> Self {
+        let (state, outputs, error, retryable) = match end {
+            AttemptEnd::Done(o) => (RunState::Succeeded, o, None, false),
+            AttemptEnd::Failed { message, retryable } => {
+                (RunState::Failed, Outputs::new(), Some(message), retryable)
+            }
+            AttemptEnd::TimedOut => (
+                RunState::TimedOut,
+                Outputs::new(),
+                Some(format!("timed out after {} s", run.timeout_seconds)),
+                true,
+            ),
+            AttemptEnd::Stopped(_) => (
+                RunState::Cancelled,
+                Outputs::new(),
+                Some("cancelled".into()),
+                false,
+            ),
+        };
+        Self {
+            state,
+            outputs,
+            error,
+            retryable,
+        }
+    }
+
+    /// The run log's last line for this attempt.
+    fn log(
+        &self,
+        log: &LogSink,
+        now: chrono::DateTime<chrono::Utc>,
+        run: &Run,
+        retry_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let state = self.state.as_str();
+        match (&retry_at, &self.error) {
+            (Some(at), Some(e)) => log.push(
+                now,
+                "system",
+                format!(
+                    "attempt {} {state}: {e}; next attempt at {}",
+                    run.attempts,
+                    crate::domain::format_time(*at)
+                ),
+            ),
+            (None, Some(e)) => log.push(now, "system", format!("run {state}: {e}")),
+            _ => log.push(now, "system", "run succeeded"),
+        }
+    }
+}
+
 /// How often a running task's log lines are committed, so the log reads live.
 const LOG_FLUSH: Duration = Duration::from_millis(500);
 /// How long a stopped task gets to clean up (kill its processes).
@@ -82,55 +144,26 @@ impl Engine {
 
     async fn finish_attempt(self: &Arc<Self>, run: &Run, end: AttemptEnd, log: &LogSink) {
         let now = self.clock.now();
-        let (state, outputs, error, retryable) = match end {
-            AttemptEnd::Done(o) => (RunState::Succeeded, o, None, false),
-            AttemptEnd::Failed { message, retryable } => {
-                (RunState::Failed, Outputs::new(), Some(message), retryable)
-            }
-            AttemptEnd::TimedOut => (
-                RunState::TimedOut,
-                Outputs::new(),
-                Some(format!("timed out after {} s", run.timeout_seconds)),
-                true,
-            ),
-            AttemptEnd::Stopped(_) => (
-                RunState::Cancelled,
-                Outputs::new(),
-                Some("cancelled".into()),
-                false,
-            ),
-        };
-        let retry_at = (retryable && run.attempts_left())
+        let ended = Ended::from_attempt(end, run);
+        let retry_at = (ended.retryable && run.attempts_left())
             .then(|| now + jittered(run.retry.base_delay(run.attempts)));
-        match (&retry_at, &error) {
-            (Some(at), Some(e)) => log.push(
-                now,
-                "system",
-                format!(
-                    "attempt {} {}: {e}; next attempt at {}",
-                    run.attempts,
-                    state.as_str(),
-                    crate::domain::format_time(*at)
-                ),
-            ),
-            (None, Some(e)) => log.push(now, "system", format!("run {}: {e}", state.as_str())),
-            _ => log.push(now, "system", "run succeeded"),
-        }
+        ended.log(log, now, run, retry_at);
         // The task has stopped executing, so its slot is free now: a hop's run (planned
         // next) or a waiting run can take it while this completion commits, instead of
         // queueing behind a slot that only a bookkeeping commit still holds.
         self.admission().release_slot(&run.env, run.schedule_id);
         // Hops are planned only on the final state, after the retries.
         let planned = if retry_at.is_none() {
-            self.plan_hops(run, state, &outputs)
+            self.plan_hops(run, ended.state, &ended.outputs)
         } else {
             PlannedHops::default()
         };
+        let state = ended.state;
         let completion = Completion {
             run_id: run.id,
             state,
-            outputs,
-            error,
+            outputs: ended.outputs,
+            error: ended.error,
             at: now,
             retry_at,
             logs: log.take(),
@@ -142,6 +175,17 @@ impl Engine {
             .submit(RunOp::Complete(Box::new(completion)))
             .await;
         self.hops_committed(planned, result.is_ok());
+        self.completion_committed(run, state, result);
+    }
+
+    /// After the completion's commit: a retry waits its turn, a final run leaves its
+    /// schedule's active count.
+    fn completion_committed(
+        &self,
+        run: &Run,
+        state: RunState,
+        result: Result<RunOpOutcome, crate::store::StoreError>,
+    ) {
         let mut adm = self.admission();
         match result {
             Ok(RunOpOutcome::Completed(done)) if done.state == RunState::Queued => {
