@@ -9,6 +9,7 @@ mod error;
 mod files;
 mod keys;
 mod runs;
+mod schedule_build;
 mod schedule_input;
 mod schedules;
 mod sessions;

@@ -10,10 +10,11 @@ use crate::crypto::{token_hash, Place};
 use crate::domain::run::RunParam;
 use crate::domain::FileToken;
 use crate::domain::{
-    LogLine, Origin, ParamValue, Problems, Role, Run, RunState, User, TASK_CHAIN_PARAM,
+    LogLine, Origin, ParamValue, Problems, Role, Run, RunState, Schedule, User, TASK_CHAIN_PARAM,
 };
 use crate::engine::Submit;
 use crate::store::{IdempotencyKey, RunFilter};
+use crate::tasks::KindSpec;
 
 /// The most runs or audit entries one page holds.
 pub const MAX_PAGE: usize = 500;
@@ -35,6 +36,52 @@ pub struct RunNowParam {
     pub encrypt: bool,
 }
 
+/// A value given for one run-now: (name, value, sealed?).
+type Override = (String, String, bool);
+
+/// Checks the values given for a run-now against the schedule: every problem at once, each
+/// at its field. A value is sealed when asked, when the kind declares it secret, or when the
+/// schedule holds it sealed.
+fn run_now_overrides(
+    schedule: &Schedule,
+    spec: Option<&'static KindSpec>,
+    params: Vec<RunNowParam>,
+) -> Result<Vec<Override>, ServiceError> {
+    let mut p = Problems::new();
+    let mut overrides: Vec<Override> = Vec::new();
+    for (i, param) in params.into_iter().enumerate() {
+        let field = format!("params[{i}]");
+        let declared = spec.and_then(|s| s.param(&param.name));
+        let stored = schedule.param(&param.name);
+        let refused = if param.name == TASK_CHAIN_PARAM {
+            Some(format!("{TASK_CHAIN_PARAM} cannot be set when running"))
+        } else if stored.is_none() && declared.is_none() {
+            Some(format!("the schedule has no parameter {:?}", param.name))
+        } else if stored.is_some_and(|s| s.locked) {
+            Some(format!("parameter {:?} is locked", param.name))
+        } else if overrides.iter().any(|(n, _, _)| n == &param.name) {
+            Some(format!("duplicate parameter {:?}", param.name))
+        } else {
+            None
+        };
+        if let Some(message) = refused {
+            p.push(format!("{field}.name"), message);
+            continue;
+        }
+        match param.value {
+            None => p.push(format!("{field}.value"), "a value is required"),
+            Some(v) => {
+                let secret = param.encrypt
+                    || declared.is_some_and(|d| d.secret)
+                    || stored.is_some_and(|s| s.value.is_sealed());
+                overrides.push((param.name, v, secret));
+            }
+        }
+    }
+    p.into_result()?;
+    Ok(overrides)
+}
+
 impl Service {
     /// Starts a run of a schedule by hand. `body` is the raw request body, hashed for the
     /// `Idempotency-Key` check.
@@ -50,48 +97,7 @@ impl Service {
         self.require(caller, env, Role::Operator)?;
         let schedule = self.schedule_in(env, id)?;
         let spec = self.kinds.get(&schedule.kind).map(|k| k.spec());
-        let mut p = Problems::new();
-        let mut overrides = Vec::new();
-        for (i, param) in input.params.into_iter().enumerate() {
-            let field = format!("params[{i}]");
-            let declared = spec.and_then(|s| s.param(&param.name));
-            let stored = schedule.param(&param.name);
-            if param.name == TASK_CHAIN_PARAM {
-                p.push(
-                    format!("{field}.name"),
-                    format!("{TASK_CHAIN_PARAM} cannot be set when running"),
-                );
-            } else if stored.is_none() && declared.is_none() {
-                p.push(
-                    format!("{field}.name"),
-                    format!("the schedule has no parameter {:?}", param.name),
-                );
-            } else if stored.is_some_and(|s| s.locked) {
-                p.push(
-                    format!("{field}.name"),
-                    format!("parameter {:?} is locked", param.name),
-                );
-            } else if overrides
-                .iter()
-                .any(|(n, _, _): &(String, String, bool)| n == &param.name)
-            {
-                p.push(
-                    format!("{field}.name"),
-                    format!("duplicate parameter {:?}", param.name),
-                );
-            } else {
-                match param.value {
-                    None => p.push(format!("{field}.value"), "a value is required"),
-                    Some(v) => {
-                        let secret = param.encrypt
-                            || declared.is_some_and(|d| d.secret)
-                            || stored.is_some_and(|s| s.value.is_sealed());
-                        overrides.push((param.name, v, secret));
-                    }
-                }
-            }
-        }
-        p.into_result()?;
+        let overrides = run_now_overrides(&schedule, spec, input.params)?;
         let idempotency = idempotency_key.map(|key| IdempotencyKey {
             key,
             body_hash: hex::encode(sha2::Sha256::digest(body)),
@@ -100,27 +106,7 @@ impl Service {
             self.engine
                 .new_run(&schedule, Origin::Manual, &caller.username, None, None)?;
         for (name, value, secret) in overrides {
-            let value = if secret {
-                let place = Place {
-                    env,
-                    record: format!("run:{}", run.id),
-                    name: &name,
-                };
-                ParamValue::Sealed(
-                    self.keyring
-                        .seal(&place, &value)
-                        .map_err(|e| ServiceError::Internal(e.to_string()))?,
-                )
-            } else {
-                ParamValue::Plain(value)
-            };
-            run.params.retain(|p| p.name != name);
-            run.params.push(RunParam {
-                name,
-                value,
-                literal: true,
-                file_token: None,
-            });
+            self.set_run_param(&mut run, name, value, secret)?;
         }
         // Audited in the run's own commit (a replay commits nothing, so is not audited).
         let audit = self.audit_entry(
@@ -151,6 +137,38 @@ impl Service {
                 other => other.into(),
             })?;
         Ok(submitted.run_id())
+    }
+
+    /// Gives `run` its own value of a parameter, sealed for the run's place when secret.
+    fn set_run_param(
+        &self,
+        run: &mut Run,
+        name: String,
+        value: String,
+        secret: bool,
+    ) -> Result<(), ServiceError> {
+        let value = if secret {
+            let place = Place {
+                env: &run.env,
+                record: format!("run:{}", run.id),
+                name: &name,
+            };
+            let sealed = self
+                .keyring
+                .seal(&place, &value)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            ParamValue::Sealed(sealed)
+        } else {
+            ParamValue::Plain(value)
+        };
+        run.params.retain(|p| p.name != name);
+        run.params.push(RunParam {
+            name,
+            value,
+            literal: true,
+            file_token: None,
+        });
+        Ok(())
     }
 
     /// A run of `env`, or 404 (also for another environment's id).

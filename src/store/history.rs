@@ -5,7 +5,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use uuid::Uuid;
 
 use super::codec::decode;
-use super::runs::RunFilter;
+use super::run_ops::RunFilter;
 use super::tables::{RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_HOURLY, RUN_LOGS};
 use super::{id_key, Store, StoreError};
 use crate::domain::{LogLine, Run, RunState};

@@ -13,6 +13,7 @@ mod files;
 mod history;
 mod keys;
 mod migrate;
+mod run_ops;
 mod runs;
 mod schedules;
 mod sessions;
@@ -24,7 +25,9 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use admin::AuditFilter;
 pub use files::{is_valid_file_name, FileMeta};
-pub use runs::{Completion, Enqueue, Fire, Hops, IdempotencyKey, RunFilter, RunOp, RunOpOutcome};
+pub use run_ops::{
+    Completion, Enqueue, Fire, Hops, IdempotencyKey, RunFilter, RunOp, RunOpOutcome,
+};
 
 use tables::META;
 

@@ -1,7 +1,5 @@
-//! Runs: the batched lifecycle operations (enqueue, claim, complete, log, cancel) and the
-//! history queries.
-
-use std::collections::BTreeMap;
+//! Runs written: the batched lifecycle operations (`run_ops.rs`) applied in one write
+//! transaction, every index kept in step.
 
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, Table};
@@ -9,150 +7,22 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
+use super::run_ops::{Completion, Enqueue, Fire, Hops, RunOp, RunOpOutcome, IDEMPOTENCY_WINDOW};
 use super::schedules::write_schedule;
 use super::tables::{
     IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_HOURLY, RUN_LOGS,
     SCHEDULES,
 };
 use super::{id_key, Store, StoreError};
-use crate::domain::run::{ChainError, NewLogLine};
-use crate::domain::{AuditEntry, FileToken};
+use crate::domain::run::NewLogLine;
+use crate::domain::AuditEntry;
 use crate::domain::{LogLine, Run, RunState, Schedule};
-
-/// How long an `Idempotency-Key` answers with its first run.
-pub const IDEMPOTENCY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
-
-#[derive(Debug, Clone)]
-pub struct IdempotencyKey {
-    pub key: String,
-    /// A digest of the request body: the same key with another body is refused.
-    pub body_hash: String,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct IdempotencyRecord {
     run_id: Uuid,
     body_hash: String,
     at: DateTime<Utc>,
-}
-
-/// Advances a schedule past a due time. Committed with the run it fires (or alone, when the
-/// due time is dropped), and refused unless the stored next due time is still `due_at`: that
-/// is what keeps one due time from firing twice.
-#[derive(Debug, Clone)]
-pub struct Fire {
-    pub schedule_id: Uuid,
-    pub due_at: DateTime<Utc>,
-    pub next_fire_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Enqueue {
-    /// `queued`, or already `running` with its first attempt claimed when a worker was free.
-    pub run: Run,
-    pub idempotency: Option<IdempotencyKey>,
-    pub fire: Option<Fire>,
-    /// File tokens the run receives (a retry's fresh ones), committed with it.
-    pub tokens: Vec<([u8; 32], FileToken)>,
-    /// Who started it, audited in the same commit.
-    pub audit: Option<AuditEntry>,
-}
-
-/// A run's attempt ended.
-#[derive(Debug, Clone)]
-pub struct Completion {
-    pub run_id: Uuid,
-    pub state: RunState,
-    pub outputs: BTreeMap<String, String>,
-    pub error: Option<String>,
-    pub at: DateTime<Utc>,
-    /// Another attempt follows at this time: the run goes back to `queued`.
-    pub retry_at: Option<DateTime<Utc>>,
-    pub logs: Vec<NewLogLine>,
-    /// The hops this completion fires, committed with it.
-    pub hops: Hops,
-    /// The run as its worker holds it (what the claim stored): spares decoding it again.
-    /// `None` reads it from the store.
-    pub run: Option<Box<Run>>,
-}
-
-/// What a run's end starts: the runs its hops start, the hops refused (with their reason),
-/// the file tokens minted for the started runs, and the audit entries. All of it commits in
-/// the same transaction as the source run's final state.
-#[derive(Debug, Clone, Default)]
-pub struct Hops {
-    pub started: Vec<Run>,
-    pub chain_errors: Vec<ChainError>,
-    /// (SHA-256 of the token text, token)
-    pub tokens: Vec<([u8; 32], FileToken)>,
-    pub audit: Vec<AuditEntry>,
-}
-
-impl Hops {
-    pub fn is_empty(&self) -> bool {
-        self.started.is_empty()
-            && self.chain_errors.is_empty()
-            && self.tokens.is_empty()
-            && self.audit.is_empty()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum RunOp {
-    Enqueue(Box<Enqueue>),
-    /// Starts the next attempt of a queued run: the attempt count is durable before it runs.
-    Claim {
-        run_id: Uuid,
-        at: DateTime<Utc>,
-        epoch: u64,
-    },
-    Complete(Box<Completion>),
-    AppendLog {
-        run_id: Uuid,
-        lines: Vec<NewLogLine>,
-    },
-    /// A queued run becomes `cancelled` at once (its `always` hops fire).
-    CancelQueued {
-        run_id: Uuid,
-        at: DateTime<Utc>,
-        hops: Box<Hops>,
-    },
-    /// Fires hop `hop` of a finished run again; refused when that hop already started a run.
-    Refire {
-        source_id: Uuid,
-        hop: u32,
-        hops: Box<Hops>,
-    },
-    /// A hop refused outside a completion (a failed refire).
-    RecordChainError {
-        run_id: Uuid,
-        error: ChainError,
-    },
-    /// A due time dropped (overlap `skip`, catch-up `skip`).
-    Advance(Fire),
-}
-
-#[derive(Debug, Clone)]
-pub enum RunOpOutcome {
-    Enqueued(Box<Run>),
-    /// An `Idempotency-Key` replay: the run it first started.
-    Replayed(Uuid),
-    Claimed(Box<Run>),
-    Completed(Box<Run>),
-    Logged,
-    Cancelled(Box<Run>),
-    Advanced,
-}
-
-/// History filters; `before` is the last id seen (exclusive).
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub schedule: Option<Uuid>,
-    pub states: Option<Vec<RunState>>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub before: Option<Uuid>,
-    pub limit: usize,
 }
 
 /// The run tables, opened once per batch.
@@ -188,6 +58,18 @@ impl<'t> RunTables<'t> {
             Some(v) => decode("run", v.value()),
             None => Err(StoreError::NotFound(format!("run {id}"))),
         }
+    }
+
+    /// A run that must still be queued (claimed or cancelled meanwhile is a conflict).
+    fn get_queued(&self, id: Uuid) -> Result<Run, StoreError> {
+        let run = self.get(id)?;
+        if run.state != RunState::Queued {
+            return Err(StoreError::Conflict(format!(
+                "run {id} is {}, not queued",
+                run.state.as_str()
+            )));
+        }
+        Ok(run)
     }
 
     /// Writes a run and keeps every index in step with its state.
@@ -307,59 +189,18 @@ fn apply_one(
 ) -> Result<RunOpOutcome, StoreError> {
     match op {
         RunOp::Enqueue(e) => enqueue(txn, t, e),
-        RunOp::Claim { run_id, at, epoch } => {
-            let mut run = t.get(*run_id)?;
-            if run.state != RunState::Queued {
-                return Err(StoreError::Conflict(format!(
-                    "run {run_id} is {}, not queued",
-                    run.state.as_str()
-                )));
-            }
-            run.state = RunState::Running;
-            run.attempts += 1;
-            run.started_at.get_or_insert(*at);
-            run.not_before = None;
-            run.epoch = *epoch;
-            t.put(&run, Some(RunState::Queued))?;
-            Ok(RunOpOutcome::Claimed(Box::new(run)))
-        }
+        RunOp::Claim { run_id, at, epoch } => claim(t, *run_id, *at, *epoch),
         RunOp::Complete(c) => complete(txn, t, c),
         RunOp::AppendLog { run_id, lines } => {
             t.append_logs(*run_id, lines)?;
             Ok(RunOpOutcome::Logged)
         }
-        RunOp::CancelQueued { run_id, at, hops } => {
-            let mut run = t.get(*run_id)?;
-            if run.state != RunState::Queued {
-                return Err(StoreError::Conflict(format!(
-                    "run {run_id} is {}",
-                    run.state.as_str()
-                )));
-            }
-            run.state = RunState::Cancelled;
-            run.finished_at = Some(*at);
-            fire_hops(txn, t, &mut run, hops)?;
-            t.put(&run, Some(RunState::Queued))?;
-            Ok(RunOpOutcome::Cancelled(Box::new(run)))
-        }
+        RunOp::CancelQueued { run_id, at, hops } => cancel_queued(txn, t, *run_id, *at, hops),
         RunOp::Refire {
             source_id,
             hop,
             hops,
-        } => {
-            let mut run = t.get(*source_id)?;
-            for child in &run.children {
-                if t.get(child.id).is_ok_and(|c| c.parent_hop == Some(*hop)) {
-                    return Err(StoreError::Conflict(format!(
-                        "hop {hop} already started run {}",
-                        child.id
-                    )));
-                }
-            }
-            fire_hops(txn, t, &mut run, hops)?;
-            t.put(&run, Some(run.state))?;
-            Ok(RunOpOutcome::Completed(Box::new(run)))
-        }
+        } => refire(txn, t, *source_id, *hop, hops),
         RunOp::RecordChainError { run_id, error } => {
             let mut run = t.get(*run_id)?;
             run.chain_errors.push(error.clone());
@@ -371,6 +212,62 @@ fn apply_one(
             Ok(RunOpOutcome::Advanced)
         }
     }
+}
+
+/// A queued run's next attempt starts: `running`, its attempt counted.
+fn claim(
+    t: &mut RunTables<'_>,
+    run_id: Uuid,
+    at: DateTime<Utc>,
+    epoch: u64,
+) -> Result<RunOpOutcome, StoreError> {
+    let mut run = t.get_queued(run_id)?;
+    run.state = RunState::Running;
+    run.attempts += 1;
+    run.started_at.get_or_insert(at);
+    run.not_before = None;
+    run.epoch = epoch;
+    t.put(&run, Some(RunState::Queued))?;
+    Ok(RunOpOutcome::Claimed(Box::new(run)))
+}
+
+/// A queued run ends `cancelled` with the hops that fire on it.
+fn cancel_queued(
+    txn: &redb::WriteTransaction,
+    t: &mut RunTables<'_>,
+    run_id: Uuid,
+    at: DateTime<Utc>,
+    hops: &Hops,
+) -> Result<RunOpOutcome, StoreError> {
+    let mut run = t.get_queued(run_id)?;
+    run.state = RunState::Cancelled;
+    run.finished_at = Some(at);
+    fire_hops(txn, t, &mut run, hops)?;
+    t.put(&run, Some(RunState::Queued))?;
+    Ok(RunOpOutcome::Cancelled(Box::new(run)))
+}
+
+/// Hop `hop` of a finished run fires again, unless it already started a run: checked here,
+/// in the write transaction, so two refires cannot both start one.
+fn refire(
+    txn: &redb::WriteTransaction,
+    t: &mut RunTables<'_>,
+    source_id: Uuid,
+    hop: u32,
+    hops: &Hops,
+) -> Result<RunOpOutcome, StoreError> {
+    let mut run = t.get(source_id)?;
+    for child in &run.children {
+        if t.get(child.id).is_ok_and(|c| c.parent_hop == Some(hop)) {
+            return Err(StoreError::Conflict(format!(
+                "hop {hop} already started run {}",
+                child.id
+            )));
+        }
+    }
+    fire_hops(txn, t, &mut run, hops)?;
+    t.put(&run, Some(run.state))?;
+    Ok(RunOpOutcome::Completed(Box::new(run)))
 }
 
 fn enqueue(
