@@ -53,17 +53,7 @@ pub async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> Result<(), Strin
     let addr = server.addrs().first().copied().ok_or("no address bound")?;
     let server = server.run();
     let handle = server.handle();
-    {
-        let mut out = std::io::stdout().lock();
-        if let Some(first) = &baton.first_start {
-            let _ = writeln!(out, "admin password: {}", first.admin_password);
-        }
-        for u in &demo_users {
-            let _ = writeln!(out, "{} {} {}", u.name, u.password, u.role);
-        }
-        let _ = writeln!(out, "listening on http://{addr}");
-        let _ = out.flush();
-    }
+    announce(&baton, &demo_users, addr);
     let server_task = tokio::spawn(server);
     wait_for_signal().await;
     tracing::info!(
@@ -76,6 +66,24 @@ pub async fn serve(cfg: Config, args: ServeArgs, demo: bool) -> Result<(), Strin
     let _ = server_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What a person starting Baton needs, on stdout (not the log): the first admin password,
+/// the demo's users, and where to point a browser.
+fn announce(
+    baton: &crate::service::Baton,
+    demo_users: &[crate::demo::DemoUser],
+    addr: std::net::SocketAddr,
+) {
+    let mut out = std::io::stdout().lock();
+    if let Some(first) = &baton.first_start {
+        let _ = writeln!(out, "admin password: {}", first.admin_password);
+    }
+    for u in demo_users {
+        let _ = writeln!(out, "{} {} {}", u.name, u.password, u.role);
+    }
+    let _ = writeln!(out, "listening on http://{addr}");
+    let _ = out.flush();
 }
 
 async fn wait_for_signal() {

@@ -216,6 +216,19 @@ impl Scheduler {
                 .map(|_| ())
                 .map_err(Into::into)
         };
+        self.after_fire(id, at, next, result).await;
+    }
+
+    /// Keeps the due queue in step with what the fire came to: on to the next time, or a
+    /// dropped due time (overlap `skip`) advanced past, or the stored time re-read after an
+    /// error.
+    async fn after_fire(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        result: Result<(), EngineError>,
+    ) {
         match result {
             Ok(()) => self.due().set(id, next),
             Err(EngineError::Busy) => {

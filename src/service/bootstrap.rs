@@ -101,6 +101,51 @@ fn load_master_key(cfg: &Config, sealed: bool) -> Result<MasterKey, BootError> {
 /// Opens the data dir and everything on it. The engine's loops are not started yet.
 pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, BootError> {
     crate::install_crypto_provider();
+    let (store, keyring) = open_store(cfg)?;
+    let store = Arc::new(store);
+    let kinds = Arc::new(Kinds::builtin());
+    let settings = EngineSettings {
+        max_concurrent_runs: cfg.max_concurrent_runs,
+        max_chain_depth: cfg.max_chain_depth,
+        file_token_ttl: cfg.file_token_ttl,
+        tasks: TaskSettings {
+            allowed_commands: cfg.allow_commands.clone(),
+            extra_ca_file: cfg.ftp_ca_file.clone(),
+        },
+    };
+    let keyring = Arc::new(keyring);
+    let engine = Engine::new(
+        store.clone(),
+        kinds.clone(),
+        keyring.clone(),
+        clock.clone(),
+        settings,
+    );
+    let scheduler = Scheduler::new(engine.clone());
+    let service = Arc::new(Service {
+        store,
+        engine,
+        scheduler,
+        keyring,
+        kinds,
+        clock,
+        throttle: Default::default(),
+    });
+    let first_start = first_start(&service, cfg).await?;
+    let orphans = if cfg.start_engine {
+        resume(&service).await?
+    } else {
+        0
+    };
+    Ok(Baton {
+        service,
+        first_start,
+        orphans,
+    })
+}
+
+/// The store with its keyring, the master key checked before anything is written.
+fn open_store(cfg: &Config) -> Result<(Store, Keyring), BootError> {
     // A wrong or missing master key is refused before the writable open, which writes to the
     // file even when it commits nothing: a refused start changes no byte.
     if let Some(check) = Store::peek_meta(&cfg.data_dir, "master_check") {
@@ -118,43 +163,13 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
     if check.is_none() {
         store.set_meta("master_check", &keyring.master_check())?;
     }
-    let store = Arc::new(store);
-    let keyring = Arc::new(keyring);
-    let kinds = Arc::new(Kinds::builtin());
-    let settings = EngineSettings {
-        max_concurrent_runs: cfg.max_concurrent_runs,
-        max_chain_depth: cfg.max_chain_depth,
-        file_token_ttl: cfg.file_token_ttl,
-        tasks: TaskSettings {
-            allowed_commands: cfg.allow_commands.clone(),
-            extra_ca_file: cfg.ftp_ca_file.clone(),
-        },
-    };
-    let engine = Engine::new(
-        store.clone(),
-        kinds.clone(),
-        keyring.clone(),
-        clock.clone(),
-        settings,
-    );
-    let scheduler = Scheduler::new(engine.clone());
-    let service = Arc::new(Service {
-        store: store.clone(),
-        engine: engine.clone(),
-        scheduler: scheduler.clone(),
-        keyring,
-        kinds,
-        clock,
-        throttle: Default::default(),
-    });
-    let first_start = first_start(&service, cfg).await?;
-    if !cfg.start_engine {
-        return Ok(Baton {
-            service,
-            first_start,
-            orphans: 0,
-        });
-    }
+    Ok((store, keyring))
+}
+
+/// Picks up where the last process stopped: environments' limits and zones, orphaned and
+/// queued runs, and the due schedules. Answers how many orphans were found.
+async fn resume(service: &Service) -> Result<usize, BootError> {
+    let (store, engine) = (&service.store, &service.engine);
     let mut overlaps = HashMap::new();
     for env in store.environments()? {
         engine.set_environment(&env);
@@ -166,15 +181,12 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
         .recover(&overlaps)
         .await
         .map_err(|e| BootError(e.to_string()))?;
-    scheduler
+    service
+        .scheduler
         .load()
         .await
         .map_err(|e| BootError(e.to_string()))?;
-    Ok(Baton {
-        service,
-        first_start,
-        orphans,
-    })
+    Ok(orphans)
 }
 
 /// On a fresh data dir: environment `production` (UTC) and the user `admin`.

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::chains::{stored_spec, ChainPreview, PreviewHop};
 use super::{Service, ServiceError};
 use crate::chain::plan::{self, Overlay, SourceFacts};
-use crate::chain::spec::{self, HopValue};
+use crate::chain::spec::{self, HopParam, HopValue};
 use crate::crypto::Place;
 use crate::domain::{FieldProblem, Problems, Role, Schedule, User, TASK_CHAIN_PARAM};
 use crate::engine::Refired;
@@ -36,52 +36,58 @@ impl Service {
         let stored = old.and_then(stored_spec);
         let mut p = Problems::new();
         for (i, hop) in parsed.hops.iter_mut().enumerate() {
+            let stored_hop = stored.as_ref().and_then(|s| s.hops.get(i));
             for hp in &mut hop.params {
-                let kept = stored
-                    .as_ref()
-                    .and_then(|s| s.hops.get(i))
+                let kept = stored_hop
                     .and_then(|h| h.params.iter().find(|x| x.name == hp.name))
                     .map(|x| x.value.clone());
-                match (&hp.value, kept) {
-                    (HopValue::Keep, Some(v @ HopValue::Sealed(_))) => hp.value = v,
-                    (HopValue::Keep, _) => p.0.push(FieldProblem {
-                        field: format!("{prefix}.{}.value", hp.field),
-                        message: "no stored value to keep: give a value".into(),
-                        line: Some(hp.line),
-                        column: Some(hp.column),
-                    }),
-                    (HopValue::Text(t), _)
-                        if hp.encrypt && crate::chain::dynamic::tokens(t).is_empty() =>
-                    {
-                        let name = spec::sealed_literal_name(i, &hp.name);
-                        let place = Place {
-                            env: &schedule.env,
-                            record: format!("schedule:{}", schedule.id),
-                            name: &name,
-                        };
-                        match self.keyring.seal(&place, t) {
-                            Ok(s) => hp.value = HopValue::Sealed(s),
-                            Err(e) => p.push(format!("{prefix}.{}.value", hp.field), e.to_string()),
-                        }
-                    }
-                    _ => {}
-                }
+                self.seal_or_keep(schedule, i, hp, kept, &prefix, &mut p);
             }
         }
         let facts = SourceFacts::of(schedule, &self.kinds);
-        match plan::check_at_save(
-            &self.store,
-            &self.kinds,
-            &schedule.env,
-            &facts,
-            &parsed,
-            &prefix,
-        ) {
+        let env = &schedule.env;
+        match plan::check_at_save(&self.store, &self.kinds, env, &facts, &parsed, &prefix) {
             Ok(found) => p.extend(found),
             Err(e) => p.push(prefix.clone(), e.to_string()),
         }
         p.into_result()?;
         Ok(parsed.to_stored())
+    }
+
+    /// A hop parameter as it is stored: `null` takes the sealed value stored for the same
+    /// hop and name, a literal marked `encrypt` (with no dynamic value) is sealed for the
+    /// schedule's place; anything else stays as written.
+    fn seal_or_keep(
+        &self,
+        schedule: &Schedule,
+        hop: usize,
+        hp: &mut HopParam,
+        kept: Option<HopValue>,
+        prefix: &str,
+        p: &mut Problems,
+    ) {
+        match (&hp.value, kept) {
+            (HopValue::Keep, Some(v @ HopValue::Sealed(_))) => hp.value = v,
+            (HopValue::Keep, _) => p.0.push(FieldProblem {
+                field: format!("{prefix}.{}.value", hp.field),
+                message: "no stored value to keep: give a value".into(),
+                line: Some(hp.line),
+                column: Some(hp.column),
+            }),
+            (HopValue::Text(t), _) if hp.encrypt && crate::chain::dynamic::tokens(t).is_empty() => {
+                let name = spec::sealed_literal_name(hop, &hp.name);
+                let place = Place {
+                    env: &schedule.env,
+                    record: format!("schedule:{}", schedule.id),
+                    name: &name,
+                };
+                match self.keyring.seal(&place, t) {
+                    Ok(s) => hp.value = HopValue::Sealed(s),
+                    Err(e) => p.push(format!("{prefix}.{}.value", hp.field), e.to_string()),
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Refuses a schedule save that closes a chain cycle.

@@ -5,6 +5,7 @@ mod accounts;
 mod bootstrap;
 mod chaining;
 mod chains;
+mod environments;
 mod error;
 mod files;
 mod keys;
@@ -13,18 +14,21 @@ mod schedule_build;
 mod schedule_input;
 mod schedules;
 mod sessions;
+mod users;
 pub mod views;
 
 use std::sync::Arc;
 
-pub use accounts::{EnvironmentInput, PasswordChange, TokenRequest, UserInput};
+pub use accounts::{PasswordChange, TokenRequest};
 pub use bootstrap::{open_baton, Baton, Config, FirstStart};
 pub use chains::{ChainInput, ChainPreview, ChainView, SharedChain};
+pub use environments::EnvironmentInput;
 pub use error::{blocking, ServiceError};
 pub use files::{Download, FileTokenView};
 pub use keys::rotate_keys;
 pub use runs::{parse_states, RunNowInput, MAX_PAGE};
 pub use schedule_input::{ParamInput, RetryInput, ScheduleInput};
+pub use users::UserInput;
 
 use crate::crypto::Keyring;
 use crate::domain::{AuditEntry, Clock, Environment, Role, User};

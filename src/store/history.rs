@@ -1,7 +1,9 @@
 //! The run history, read: one run, a page of runs (newest first, by environment, schedule
 //! or state), runs in a state, counts, lineage and logs.
 
-use redb::{ReadableDatabase, ReadableTable};
+use std::ops::Range;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use uuid::Uuid;
 
 use super::codec::decode;
@@ -77,59 +79,11 @@ impl Store {
             out.push(run);
             Ok(out.len() < f.limit)
         };
+        let ids = lower..upper;
         match (&f.schedule, &f.states) {
-            (Some(schedule), _) => {
-                let idx = txn.open_table(RUNS_BY_SCHEDULE)?;
-                let s = id_key(*schedule);
-                for row in idx.range((s, lower)..(s, upper))?.rev() {
-                    let (k, code) = row?;
-                    if wanted(code.value()) && !take(k.value().1)? {
-                        break;
-                    }
-                }
-            }
-            (None, Some(states)) => {
-                // Newest first across the states asked for: merge each state's range.
-                let idx = txn.open_table(RUNS_BY_STATE)?;
-                let mut ranges = Vec::new();
-                for st in states {
-                    ranges.push(
-                        idx.range((env, st.code(), lower)..(env, st.code(), upper))?
-                            .rev()
-                            .peekable(),
-                    );
-                }
-                loop {
-                    let mut best: Option<(usize, u128)> = None;
-                    for r in ranges.iter_mut() {
-                        if let Some(Err(_)) = r.peek() {
-                            r.next().transpose()?;
-                        }
-                    }
-                    for (i, r) in ranges.iter_mut().enumerate() {
-                        if let Some(Ok((k, _))) = r.peek() {
-                            let id = k.value().2;
-                            if best.is_none_or(|(_, b)| id > b) {
-                                best = Some((i, id));
-                            }
-                        }
-                    }
-                    let Some((i, id)) = best else { break };
-                    ranges[i].next().transpose()?;
-                    if !take(id)? {
-                        break;
-                    }
-                }
-            }
-            (None, None) => {
-                let idx = txn.open_table(RUNS_BY_ENV)?;
-                for row in idx.range((env, lower)..(env, upper))?.rev() {
-                    let (k, _) = row?;
-                    if !take(k.value().1)? {
-                        break;
-                    }
-                }
-            }
+            (Some(schedule), _) => newest_of_schedule(&txn, *schedule, ids, &wanted, &mut take)?,
+            (None, Some(states)) => newest_in_states(&txn, env, states, ids, &mut take)?,
+            (None, None) => newest_of_env(&txn, env, ids, &mut take)?,
         }
         Ok(out)
     }
@@ -168,4 +122,80 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Offers `take` a schedule's run ids in `ids`, newest first, while it asks for more;
+/// `wanted` filters by state code (the index holds it, so no run is decoded for nothing).
+fn newest_of_schedule(
+    txn: &ReadTransaction,
+    schedule: Uuid,
+    ids: Range<u128>,
+    wanted: &dyn Fn(u8) -> bool,
+    take: &mut dyn FnMut(u128) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let idx = txn.open_table(RUNS_BY_SCHEDULE)?;
+    let s = id_key(schedule);
+    for row in idx.range((s, ids.start)..(s, ids.end))?.rev() {
+        let (k, code) = row?;
+        if wanted(code.value()) && !take(k.value().1)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Offers `take` an environment's run ids in any of `states`, newest first across them
+/// (a merge of each state's range), while it asks for more.
+fn newest_in_states(
+    txn: &ReadTransaction,
+    env: &str,
+    states: &[RunState],
+    ids: Range<u128>,
+    take: &mut dyn FnMut(u128) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let idx = txn.open_table(RUNS_BY_STATE)?;
+    let mut ranges = Vec::new();
+    for st in states {
+        let range = (env, st.code(), ids.start)..(env, st.code(), ids.end);
+        ranges.push(idx.range(range)?.rev().peekable());
+    }
+    loop {
+        for r in ranges.iter_mut() {
+            if let Some(Err(_)) = r.peek() {
+                r.next().transpose()?;
+            }
+        }
+        let mut best: Option<(usize, u128)> = None;
+        for (i, r) in ranges.iter_mut().enumerate() {
+            if let Some(Ok((k, _))) = r.peek() {
+                let id = k.value().2;
+                if best.is_none_or(|(_, b)| id > b) {
+                    best = Some((i, id));
+                }
+            }
+        }
+        let Some((i, id)) = best else { break };
+        ranges[i].next().transpose()?;
+        if !take(id)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Offers `take` an environment's run ids, newest first, while it asks for more.
+fn newest_of_env(
+    txn: &ReadTransaction,
+    env: &str,
+    ids: Range<u128>,
+    take: &mut dyn FnMut(u128) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let idx = txn.open_table(RUNS_BY_ENV)?;
+    for row in idx.range((env, ids.start)..(env, ids.end))?.rev() {
+        let (k, _) = row?;
+        if !take(k.value().1)? {
+            break;
+        }
+    }
+    Ok(())
 }

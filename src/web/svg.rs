@@ -87,19 +87,24 @@ pub struct Node {
     pub current: bool,
 }
 
+/// Column width, row height, box width and box height of the lineage graph.
+const COL_W: f64 = 230.0;
+const ROW_H: f64 = 64.0;
+const BOX_W: f64 = 200.0;
+const BOX_H: f64 = 48.0;
+
 /// Columns by depth, one row per node in each column, edges parent → child.
 pub fn lineage(nodes: &[Node]) -> String {
-    let (cw, rh, bw, bh) = (230.0_f64, 64.0_f64, 200.0_f64, 48.0_f64);
     let max_depth = nodes.iter().map(|n| n.depth).max().unwrap_or(0);
     let mut rows_in: Vec<usize> = vec![0; max_depth as usize + 1];
     let mut pos = Vec::with_capacity(nodes.len());
     for n in nodes {
         let d = n.depth as usize;
-        pos.push((10.0 + d as f64 * cw, 10.0 + rows_in[d] as f64 * rh));
+        pos.push((10.0 + d as f64 * COL_W, 10.0 + rows_in[d] as f64 * ROW_H));
         rows_in[d] += 1;
     }
-    let width = 20.0 + (max_depth as f64 + 1.0) * cw;
-    let height = 20.0 + rows_in.iter().copied().max().unwrap_or(1) as f64 * rh;
+    let width = 20.0 + (max_depth as f64 + 1.0) * COL_W;
+    let height = 20.0 + rows_in.iter().copied().max().unwrap_or(1) as f64 * ROW_H;
     let mut out = String::new();
     let _ = write!(
         out,
@@ -113,8 +118,8 @@ pub fn lineage(nodes: &[Node]) -> String {
         else {
             continue;
         };
-        let (x1, y1) = (pos[p].0 + bw, pos[p].1 + bh / 2.0);
-        let (x2, y2) = (pos[i].0, pos[i].1 + bh / 2.0);
+        let (x1, y1) = (pos[p].0 + BOX_W, pos[p].1 + BOX_H / 2.0);
+        let (x2, y2) = (pos[i].0, pos[i].1 + BOX_H / 2.0);
         let _ = write!(
             out,
             r#"<path class="edge" d="M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}"/>"#,
@@ -122,32 +127,36 @@ pub fn lineage(nodes: &[Node]) -> String {
             x2 - 15.0
         );
     }
-    for (i, n) in nodes.iter().enumerate() {
-        let (x, y) = pos[i];
-        let cls = format!(
-            "node {}{}",
-            state_class(&n.state),
-            if n.current { " current" } else { "" }
-        );
-        let body = format!(
-            r#"<rect x="{x:.1}" y="{y:.1}" rx="6" width="{bw}" height="{bh}" class="{cls}"/><text x="{:.1}" y="{:.1}" class="t1">{}</text><text x="{:.1}" y="{:.1}" class="t2">{} · {}</text>"#,
-            x + 10.0,
-            y + 20.0,
-            escape(&truncate(&n.label, 26)),
-            x + 10.0,
-            y + 38.0,
-            escape(&n.env),
-            escape(&n.state)
-        );
-        match &n.href {
-            Some(h) => {
-                let _ = write!(out, r#"<a href="{}">{body}</a>"#, escape(h));
-            }
-            None => out.push_str(&body),
-        }
+    for (n, (x, y)) in nodes.iter().zip(pos) {
+        lineage_node(&mut out, n, x, y);
     }
     out.push_str("</svg>");
     out
+}
+
+/// One run's box (a link to it, unless it is the run shown).
+fn lineage_node(out: &mut String, n: &Node, x: f64, y: f64) {
+    let cls = format!(
+        "node {}{}",
+        state_class(&n.state),
+        if n.current { " current" } else { "" }
+    );
+    let body = format!(
+        r#"<rect x="{x:.1}" y="{y:.1}" rx="6" width="{BOX_W}" height="{BOX_H}" class="{cls}"/><text x="{:.1}" y="{:.1}" class="t1">{}</text><text x="{:.1}" y="{:.1}" class="t2">{} · {}</text>"#,
+        x + 10.0,
+        y + 20.0,
+        escape(&truncate(&n.label, 26)),
+        x + 10.0,
+        y + 38.0,
+        escape(&n.env),
+        escape(&n.state)
+    );
+    match &n.href {
+        Some(h) => {
+            let _ = write!(out, r#"<a href="{}">{body}</a>"#, escape(h));
+        }
+        None => out.push_str(&body),
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
