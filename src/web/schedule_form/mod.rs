@@ -3,6 +3,9 @@
 //! refused save re-renders the form with the input kept and each message beside its field.
 
 mod carry;
+mod from_post;
+mod from_schedule;
+mod input;
 mod state;
 
 use actix_web::http::StatusCode;
@@ -20,10 +23,10 @@ use crate::domain::{FieldProblem, Role, Trigger};
 use crate::service::{ChainPreview, ServiceError};
 
 use carry::{carry_place, masked_chain_text, open_carries, seal_carries};
-use state::{
-    add_blank_params, compose_chain, form_from_post, form_from_schedule, input_from,
-    with_blank_hop, ChainOption, FormState, KindOption,
-};
+use from_post::form_from_post;
+use from_schedule::form_from_schedule;
+use input::{compose_chain, input_from};
+use state::{add_blank_params, with_blank_hop, ChainOption, FormState, KindOption};
 
 #[derive(Template)]
 #[template(path = "schedule_form.html")]
