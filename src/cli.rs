@@ -1,5 +1,6 @@
 //! The command line (design §9). Every flag is also a `BATON_*` variable.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,8 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::domain::SystemClock;
-use crate::service::{open_baton, Config, EnvironmentInput, UserInput};
+use crate::domain::{SystemClock, User};
+use crate::service::{open_baton, Config, EnvironmentInput, Service, ServiceError, UserInput};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -220,105 +221,28 @@ async fn admin_command(cfg: Config, cmd: Command) -> Result<(), String> {
         println!("admin password: {}", first.admin_password);
     }
     let service = baton.service;
-    let admin = service.store.user("admin").ok().flatten();
-    let system = crate::domain::User {
-        username: "baton-cli".into(),
-        password_hash: String::new(),
-        admin: true,
-        roles: Default::default(),
-        created_at: service.clock.now(),
-    };
-    let actor = admin.map(|mut a| {
-        a.username = "baton-cli".into();
-        a
-    });
-    let actor = actor.unwrap_or(system);
-    let show = |e: crate::service::ServiceError| match e {
-        crate::service::ServiceError::Validation(p) => {
-            p.0.iter()
-                .map(|d| format!("{}: {}", d.field, d.message))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-        other => other.to_string(),
-    };
+    let actor = cli_actor(&service);
     match cmd {
         Command::Serve | Command::Demo => Ok(()),
         Command::Env(EnvCommand::Add {
             id,
             name,
             time_zone,
-        }) => {
-            let env = service
-                .create_environment(
-                    &actor,
-                    EnvironmentInput {
-                        id: Some(id),
-                        name,
-                        time_zone: Some(time_zone),
-                        max_concurrent_runs: None,
-                        created_at: None,
-                    },
-                )
-                .map_err(show)?;
-            println!("environment {} created ({})", env.id, env.time_zone);
-            Ok(())
-        }
+        }) => add_environment(&service, &actor, id, name, time_zone),
         Command::User(UserCommand::Add {
             name,
             admin,
             roles,
             password_stdin,
-        }) => {
-            let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .map_err(|e| e.to_string())?;
-                line.trim_end_matches(['\n', '\r']).to_string()
-            } else {
-                crate::crypto::random_token(15)
-            };
-            let mut role_map = std::collections::BTreeMap::new();
-            for r in roles {
-                let (env, role) = r
-                    .split_once('=')
-                    .ok_or_else(|| format!("--role {r:?}: write ENV=ROLE"))?;
-                role_map.insert(env.to_string(), role.to_string());
-            }
-            let input = UserInput {
-                username: Some(name.clone()),
-                password: Some(password.clone()),
-                admin: Some(admin),
-                roles: Some(role_map),
-                created_at: None,
-            };
-            service.save_user(&actor, input, None).await.map_err(show)?;
-            println!("user {name} created");
-            if !password_stdin {
-                println!("password: {password}");
-            }
-            Ok(())
-        }
+        }) => add_user(&service, &actor, name, admin, roles, password_stdin).await,
         Command::Token(TokenCommand::Create { user, label }) => {
-            if service
-                .store
-                .user(&user)
-                .map_err(|e| e.to_string())?
-                .is_none()
-            {
-                return Err(format!("no user {user:?}"));
-            }
-            let (_, text) = service.create_token(&user, label).map_err(show)?;
-            println!("{text}");
-            Ok(())
+            create_token(&service, &user, label)
         }
         Command::Keys(KeysCommand::Rotate {
             new_master_key_file,
         }) => {
             let msg = crate::service::rotate_keys(&service, &cfg, new_master_key_file.as_deref())
-                .map_err(show)?;
+                .map_err(problems_text)?;
             println!("{msg}");
             Ok(())
         }
@@ -326,6 +250,130 @@ async fn admin_command(cfg: Config, cmd: Command) -> Result<(), String> {
     .inspect(|()| {
         let _ = std::io::stdout().flush();
     })
+}
+
+/// Who the command line acts as: the admin account renamed `baton-cli` (so the audit log
+/// tells them apart), or a stand-in admin when there is no `admin`.
+fn cli_actor(service: &Service) -> User {
+    match service.store.user("admin").ok().flatten() {
+        Some(mut admin) => {
+            admin.username = "baton-cli".into();
+            admin
+        }
+        None => User {
+            username: "baton-cli".into(),
+            password_hash: String::new(),
+            admin: true,
+            roles: Default::default(),
+            created_at: service.clock.now(),
+        },
+    }
+}
+
+/// A service error as the command line prints it: one `field: message` line a problem.
+fn problems_text(e: ServiceError) -> String {
+    match e {
+        ServiceError::Validation(p) => {
+            p.0.iter()
+                .map(|d| format!("{}: {}", d.field, d.message))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `baton env add`.
+fn add_environment(
+    service: &Service,
+    actor: &User,
+    id: String,
+    name: Option<String>,
+    time_zone: String,
+) -> Result<(), String> {
+    let env = service
+        .create_environment(
+            actor,
+            EnvironmentInput {
+                id: Some(id),
+                name,
+                time_zone: Some(time_zone),
+                max_concurrent_runs: None,
+                created_at: None,
+            },
+        )
+        .map_err(problems_text)?;
+    println!("environment {} created ({})", env.id, env.time_zone);
+    Ok(())
+}
+
+/// `baton user add`: the password is read from stdin or made up and printed.
+async fn add_user(
+    service: &Service,
+    actor: &User,
+    name: String,
+    admin: bool,
+    roles: Vec<String>,
+    password_stdin: bool,
+) -> Result<(), String> {
+    let password = if password_stdin {
+        read_password_line()?
+    } else {
+        crate::crypto::random_token(15)
+    };
+    let input = UserInput {
+        username: Some(name.clone()),
+        password: Some(password.clone()),
+        admin: Some(admin),
+        roles: Some(role_map(roles)?),
+        created_at: None,
+    };
+    service
+        .save_user(actor, input, None)
+        .await
+        .map_err(problems_text)?;
+    println!("user {name} created");
+    if !password_stdin {
+        println!("password: {password}");
+    }
+    Ok(())
+}
+
+/// One line of stdin, without its line ending.
+fn read_password_line() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// `--role ENV=ROLE` flags as the roles map a user carries.
+fn role_map(roles: Vec<String>) -> Result<BTreeMap<String, String>, String> {
+    let mut map = BTreeMap::new();
+    for r in roles {
+        let (env, role) = r
+            .split_once('=')
+            .ok_or_else(|| format!("--role {r:?}: write ENV=ROLE"))?;
+        map.insert(env.to_string(), role.to_string());
+    }
+    Ok(map)
+}
+
+/// `baton token create`: the token is printed last.
+fn create_token(service: &Service, user: &str, label: String) -> Result<(), String> {
+    if service
+        .store
+        .user(user)
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!("no user {user:?}"));
+    }
+    let (_, text) = service.create_token(user, label).map_err(problems_text)?;
+    println!("{text}");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::crypto::random_token;
 use crate::domain::User;
@@ -25,6 +26,24 @@ fn schedule(v: serde_json::Value) -> Result<ScheduleInput, ServiceError> {
     serde_json::from_value(v).map_err(|e| ServiceError::Internal(format!("demo schedule: {e}")))
 }
 
+/// The task from the original description: training's export hands its file to
+/// production's `nightly-upload` chain.
+const NIGHTLY_CHAIN: &str = r#"{
+  "customerId": "production",          // the target environment
+  "name": "nightly-upload",            // the chain's name there
+  "params": [
+    { "name": "SourceFile", "value": "@FileToken@" },
+    { "name": "Password",   "value": "partner-demo-password", "encrypt": true },
+    { "name": "Note",       "value": "sent @DATE@ by @UserID@ from @Output.FileName@" }
+  ]
+}"#;
+
+/// The production schedules the history runs.
+struct ProductionSchedules {
+    heartbeat: Uuid,
+    flaky: Uuid,
+}
+
 /// Seeds the demo; returns the users to print.
 pub async fn seed(service: &Service, admin_password: &str) -> Result<Vec<DemoUser>, ServiceError> {
     let admin: User = service
@@ -41,6 +60,30 @@ pub async fn seed(service: &Service, admin_password: &str) -> Result<Vec<DemoUse
             created_at: None,
         },
     )?;
+    let users = seed_users(service, &admin, admin_password).await?;
+    let production = seed_production(service, &admin)?;
+    let export = seed_training(service, &admin)?;
+    seed_history(
+        service,
+        &admin,
+        &[
+            ("production", production.heartbeat),
+            ("production", production.heartbeat),
+            ("training", export),
+            ("production", production.flaky),
+            ("training", export),
+        ],
+    )
+    .await?;
+    Ok(users)
+}
+
+/// The admin, and one user per role in both environments with a fresh password.
+async fn seed_users(
+    service: &Service,
+    admin: &User,
+    admin_password: &str,
+) -> Result<Vec<DemoUser>, ServiceError> {
     let mut users = vec![DemoUser {
         name: "admin".into(),
         password: admin_password.into(),
@@ -54,7 +97,7 @@ pub async fn seed(service: &Service, admin_password: &str) -> Result<Vec<DemoUse
         ]);
         service
             .save_user(
-                &admin,
+                admin,
                 UserInput {
                     username: Some(role.into()),
                     password: Some(password.clone()),
@@ -71,9 +114,13 @@ pub async fn seed(service: &Service, admin_password: &str) -> Result<Vec<DemoUse
             role: format!("{role} in training and production"),
         });
     }
+    Ok(users)
+}
 
-    // production: the template the chain starts, shared with training.
-    let template = service.create_schedule(&admin, "production", schedule(json!({
+/// production: the template the chain starts, shared with training, and a few schedules of
+/// its own (one times out on purpose).
+fn seed_production(service: &Service, admin: &User) -> Result<ProductionSchedules, ServiceError> {
+    let template = service.create_schedule(admin, "production", schedule(json!({
         "name": "Store partner file", "kind": "file-store", "trigger": {"type": "manual"},
         "description": "Keeps the partner report in the FileUpload table (started by training's export)",
         "params": [
@@ -82,7 +129,7 @@ pub async fn seed(service: &Service, admin_password: &str) -> Result<Vec<DemoUse
         ]
     }))?)?;
     service.create_chain(
-        &admin,
+        admin,
         "production",
         ChainInput {
             name: Some("nightly-upload".into()),
@@ -94,19 +141,19 @@ pub async fn seed(service: &Service, admin_password: &str) -> Result<Vec<DemoUse
         },
     )?;
     let heartbeat = service.create_schedule(
-        &admin,
+        admin,
         "production",
         schedule(json!({
             "name": "Heartbeat", "kind": "noop", "trigger": {"type": "interval", "seconds": 300},
             "params": [{"name": "Message", "value": "alive at @DATETIME@"}]
         }))?,
     )?;
-    service.create_schedule(&admin, "production", schedule(json!({
+    service.create_schedule(admin, "production", schedule(json!({
         "name": "Nightly cleanup", "kind": "sleep", "trigger": {"type": "cron", "expr": "0 15 3 * * *"},
         "params": [{"name": "Seconds", "value": "1"}], "overlap": "skip", "catch_up": "once"
     }))?)?;
     let flaky = service.create_schedule(
-        &admin,
+        admin,
         "production",
         schedule(json!({
             "name": "Slow partner call", "kind": "sleep", "trigger": {"type": "manual"},
@@ -114,39 +161,37 @@ pub async fn seed(service: &Service, admin_password: &str) -> Result<Vec<DemoUse
             "params": [{"name": "Seconds", "value": "3"}], "timeout_seconds": 1
         }))?,
     )?;
+    Ok(ProductionSchedules {
+        heartbeat: heartbeat.id,
+        flaky: flaky.id,
+    })
+}
 
-    // training: the task from the original description.
-    let chain = r#"{
-  "customerId": "production",          // the target environment
-  "name": "nightly-upload",            // the chain's name there
-  "params": [
-    { "name": "SourceFile", "value": "@FileToken@" },
-    { "name": "Password",   "value": "partner-demo-password", "encrypt": true },
-    { "name": "Note",       "value": "sent @DATE@ by @UserID@ from @Output.FileName@" }
-  ]
-}"#;
-    let export = service.create_schedule(&admin, "training", schedule(json!({
+/// training: the nightly export that starts production's chain; returns its id.
+fn seed_training(service: &Service, admin: &User) -> Result<Uuid, ServiceError> {
+    let export = service.create_schedule(admin, "training", schedule(json!({
         "name": "Nightly export", "kind": "file-export", "trigger": {"type": "cron", "expr": "0 30 2 * * *"},
         "description": "Exports the day's runs and hands the file to production",
         "params": [
             {"name": "FileName", "value": "runs-@DATE@.csv"},
             {"name": "Report", "value": "runs-csv"},
-            {"name": "async-TaskChain", "value": chain}
+            {"name": "async-TaskChain", "value": NIGHTLY_CHAIN}
         ]
     }))?)?;
+    Ok(export.id)
+}
 
-    // Some history.
-    for (env, id) in [
-        ("production", heartbeat.id),
-        ("production", heartbeat.id),
-        ("training", export.id),
-        ("production", flaky.id),
-        ("training", export.id),
-    ] {
+/// Some history: each `(env, schedule)` run now, in this order.
+async fn seed_history(
+    service: &Service,
+    admin: &User,
+    runs: &[(&str, Uuid)],
+) -> Result<(), ServiceError> {
+    for &(env, id) in runs {
         service
-            .run_now(&admin, env, id, RunNowInput::default(), b"", None)
+            .run_now(admin, env, id, RunNowInput::default(), b"", None)
             .await?;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    Ok(users)
+    Ok(())
 }

@@ -5,6 +5,7 @@ use std::process::Stdio;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{ChildStderr, ChildStdout};
 
 use super::{
     cap_text, parse_bool, KindSpec, Outputs, ParamProblems, ParamSpec, TaskContext, TaskError,
@@ -107,36 +108,63 @@ impl TaskKind for Command {
     }
 }
 
+/// What one run starts, read from its parameters.
+struct Invocation {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    working_dir: String,
+    save_stdout: bool,
+}
+
+impl Invocation {
+    /// The run's parameters, parsed; a program off the allowlist is refused here.
+    fn read(ctx: &TaskContext) -> Result<Self, TaskError> {
+        let program = ctx.required("Program")?;
+        if !ctx
+            .settings
+            .allowed_commands
+            .iter()
+            .any(|a| a == Path::new(&program))
+        {
+            return Err(TaskError::Abort(format!(
+                "{program} is not on the allowlist (start baton with --allow-command {program})"
+            )));
+        }
+        Ok(Self {
+            args: parse_args(&ctx.param(&SPEC, "Args")).map_err(TaskError::Abort)?,
+            env: parse_env(&ctx.param(&SPEC, "Env")).map_err(TaskError::Abort)?,
+            save_stdout: parse_bool(&ctx.param(&SPEC, "SaveStdout")).unwrap_or(false),
+            working_dir: ctx.param(&SPEC, "WorkingDir"),
+            program,
+        })
+    }
+
+    /// The process to spawn: no shell, a clean environment, no stdin, and its own process
+    /// group so a cancel can kill everything it started.
+    fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        if !self.working_dir.is_empty() {
+            cmd.current_dir(&self.working_dir);
+        }
+        cmd
+    }
+}
+
 async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
-    let program = ctx.required("Program")?;
-    if !ctx
-        .settings
-        .allowed_commands
-        .iter()
-        .any(|a| a == Path::new(&program))
-    {
-        return Err(TaskError::Abort(format!(
-            "{program} is not on the allowlist (start baton with --allow-command {program})"
-        )));
-    }
-    let args = parse_args(&ctx.param(&SPEC, "Args")).map_err(TaskError::Abort)?;
-    let env = parse_env(&ctx.param(&SPEC, "Env")).map_err(TaskError::Abort)?;
-    let save = parse_bool(&ctx.param(&SPEC, "SaveStdout")).unwrap_or(false);
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&args)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    let dir = ctx.param(&SPEC, "WorkingDir");
-    if !dir.is_empty() {
-        cmd.current_dir(dir);
-    }
-    let mut child = cmd
+    let call = Invocation::read(ctx)?;
+    let program = &call.program;
+    let mut child = call
+        .command()
         .spawn()
         .map_err(|e| TaskError::Abort(format!("cannot start {program}: {e}")))?;
     ctx.info(format!(
@@ -144,7 +172,7 @@ async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
         child.id().unwrap_or(0)
     ));
     let pgid = child.id();
-    let mut stdout = child
+    let stdout = child
         .stdout
         .take()
         .ok_or_else(|| TaskError::Abort("no stdout".into()))?;
@@ -152,32 +180,7 @@ async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
         .stderr
         .take()
         .ok_or_else(|| TaskError::Abort("no stderr".into()))?;
-    let read_out = async {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            match stdout.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                // Keep reading past the cap so the child never blocks on a full pipe.
-                Ok(n) => buf.extend_from_slice(
-                    &chunk[..n.min((OUTPUT_CAP * 16).saturating_sub(buf.len()))],
-                ),
-            }
-        }
-        buf
-    };
-    let read_err = async {
-        let mut lines = BufReader::new(stderr).lines();
-        let mut logged = 0usize;
-        while let Ok(Some(line)) = lines.next_line().await {
-            if logged < OUTPUT_CAP {
-                logged += line.len();
-                ctx.log
-                    .push(ctx.clock.now(), "stderr", cap_text(line, 4096));
-            }
-        }
-    };
-    let work = async { tokio::join!(read_out, read_err, child.wait()) };
+    let work = async { tokio::join!(read_capped(stdout), log_stderr(ctx, stderr), child.wait()) };
     let (out, (), status) = tokio::select! {
         r = work => r,
         () = ctx.cancel.cancelled() => {
@@ -191,24 +194,65 @@ async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
         .code()
         .map_or_else(|| "signal".to_string(), |c| c.to_string());
     ctx.info(format!("exited with {code}"));
-    let mut outputs = Outputs::new();
-    outputs.insert("ExitCode".into(), code.clone());
-    outputs.insert(
-        "Stdout".into(),
-        cap_text(String::from_utf8_lossy(&out).into_owned(), OUTPUT_CAP),
-    );
-    if save {
-        let name = format!("stdout-{}.txt", ctx.run_id);
-        ctx.store
-            .write_file(&ctx.env, &name, &out, Some(ctx.run_id), ctx.clock.now())
-            .map_err(|e| TaskError::Retry(format!("saving stdout failed: {e}")))?;
-        outputs.insert("FileName".into(), name);
-    }
+    let outputs = command_outputs(ctx, &code, &out, call.save_stdout)?;
     if status.success() {
         Ok(outputs)
     } else {
         Err(TaskError::Retry(format!("{program} exited with {code}")))
     }
+}
+
+/// Reads stdout to its end, keeping the first sixteen output caps of it.
+async fn read_capped(mut stdout: ChildStdout) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stdout.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            // Keep reading past the cap so the child never blocks on a full pipe.
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n.min((OUTPUT_CAP * 16).saturating_sub(buf.len()))]);
+            }
+        }
+    }
+    buf
+}
+
+/// Logs stderr line by line until about one output cap has been logged, then reads the rest
+/// unlogged so the child never blocks on a full pipe.
+async fn log_stderr(ctx: &TaskContext, stderr: ChildStderr) {
+    let mut lines = BufReader::new(stderr).lines();
+    let mut logged = 0usize;
+    while let Ok(Some(line)) = lines.next_line().await {
+        if logged < OUTPUT_CAP {
+            logged += line.len();
+            ctx.log
+                .push(ctx.clock.now(), "stderr", cap_text(line, 4096));
+        }
+    }
+}
+
+/// `ExitCode`, `Stdout` (capped) and, when asked, `FileName`: stdout saved in the file store.
+fn command_outputs(
+    ctx: &TaskContext,
+    code: &str,
+    out: &[u8],
+    save_stdout: bool,
+) -> Result<Outputs, TaskError> {
+    let mut outputs = Outputs::new();
+    outputs.insert("ExitCode".into(), code.to_string());
+    outputs.insert(
+        "Stdout".into(),
+        cap_text(String::from_utf8_lossy(out).into_owned(), OUTPUT_CAP),
+    );
+    if save_stdout {
+        let name = format!("stdout-{}.txt", ctx.run_id);
+        ctx.store
+            .write_file(&ctx.env, &name, out, Some(ctx.run_id), ctx.clock.now())
+            .map_err(|e| TaskError::Retry(format!("saving stdout failed: {e}")))?;
+        outputs.insert("FileName".into(), name);
+    }
+    Ok(outputs)
 }
 
 /// Kills the whole process group the child leads, so grandchildren die with it.
