@@ -194,11 +194,20 @@ async fn run_command(ctx: &TaskContext) -> Result<Outputs, TaskError> {
         .code()
         .map_or_else(|| "signal".to_string(), |c| c.to_string());
     ctx.info(format!("exited with {code}"));
-    let outputs = command_outputs(ctx, &code, &out, call.save_stdout)?;
-    if status.success() {
-        Ok(outputs)
-    } else {
-        Err(TaskError::Retry(format!("{program} exited with {code}")))
+    if !status.success() {
+        // A failed run has no outputs, so stdout is not saved (no file nothing points to);
+        // its start goes to the log, where the person looking into the failure reads.
+        log_stdout_head(ctx, &out);
+        return Err(TaskError::Retry(format!("{program} exited with {code}")));
+    }
+    command_outputs(ctx, &code, &out, call.save_stdout)
+}
+
+/// The first lines of a failed command's stdout, in the run log (about 4 KiB at most).
+fn log_stdout_head(ctx: &TaskContext, out: &[u8]) {
+    let text = cap_text(String::from_utf8_lossy(out).into_owned(), 4096);
+    for line in text.lines() {
+        ctx.log.push(ctx.clock.now(), "stdout", line.to_string());
     }
 }
 

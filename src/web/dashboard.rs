@@ -92,12 +92,12 @@ fn recent_runs(
         .collect())
 }
 
-/// A schedule's name, or its id when it is gone.
+/// A schedule's name, or "(deleted)" when it is gone (as the runs pages say).
 fn schedule_name(schedules: &[Schedule], id: Uuid) -> String {
     schedules
         .iter()
         .find(|s| s.id == id)
-        .map_or_else(|| id.to_string(), |s| s.name.clone())
+        .map_or_else(|| "(deleted)".into(), |s| s.name.clone())
 }
 
 /// The ten enabled schedules due soonest.

@@ -46,6 +46,11 @@ impl FromRequest for PostForm {
     }
 }
 
+/// Whether `sent` is the session's CSRF token, compared in constant time.
+pub fn csrf_matches(sent: &str, me: &SignedIn) -> bool {
+    !sent.is_empty() && bool::from(sent.as_bytes().ct_eq(me.session.csrf.as_bytes()))
+}
+
 /// Refuses a request another site made: `Sec-Fetch-Site: cross-site`, or an `Origin` whose
 /// host is not ours.
 fn same_site(req: &HttpRequest) -> bool {
@@ -66,10 +71,7 @@ impl PostForm {
     /// The CSRF check every POST makes first.
     pub fn verify(&self, me: &SignedIn) -> Result<(), WebError> {
         let sent = self.get("csrf").unwrap_or("");
-        let ok = self.same_site
-            && !sent.is_empty()
-            && bool::from(sent.as_bytes().ct_eq(me.session.csrf.as_bytes()));
-        if ok {
+        if self.same_site && csrf_matches(sent, me) {
             Ok(())
         } else {
             Err(WebError::Csrf)

@@ -329,3 +329,53 @@ async fn globals_in_a_schedules_own_values_resolve_when_the_run_starts() {
         .await;
     assert_eq!(literal["outputs"]["Echo"], "@RunID@", "{literal}");
 }
+
+#[tokio::test]
+async fn command_saves_stdout_only_when_it_succeeds() {
+    let server = Server::start_with(Options {
+        args: vec!["--allow-command".into(), "/bin/sh".into()],
+        env: vec![],
+    })
+    .await;
+    let admin = server.admin().await;
+    let sh = |script: &str| {
+        manual(
+            "command",
+            json!([{"name": "Program", "value": "/bin/sh"},
+                   {"name": "Args", "value": json!(["-c", script]).to_string()},
+                   {"name": "SaveStdout", "value": "true"}]),
+        )
+    };
+    let ok = run_once(&admin, sh("echo saved-output")).await;
+    assert_eq!(ok["state"], "succeeded", "{ok}");
+    let name = ok["outputs"]["FileName"].as_str().expect("FileName output");
+    let (s, _, body) = server
+        .raw(
+            "GET",
+            &format!("/api/v1/envs/{ENV}/files/{name}"),
+            Some(&admin.token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!((s, body.as_str()), (200, "saved-output\n"));
+
+    let failed = run_once(&admin, sh("echo partial-output; exit 3")).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let rid = failed["id"].as_str().unwrap();
+    let (_, files) = admin.get(&format!("/api/v1/envs/{ENV}/files")).await;
+    assert!(
+        !files.to_string().contains(&format!("stdout-{rid}")),
+        "a failed run stores no stdout file: {files}"
+    );
+    let (_, log) = admin
+        .get(&format!("/api/v1/envs/{ENV}/runs/{rid}/log"))
+        .await;
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["stream"] == "stdout" && l["text"] == "partial-output"),
+        "the failed run's stdout is in its log: {log}"
+    );
+}

@@ -357,3 +357,22 @@ async fn a_refused_form_comes_back_with_the_input_and_the_messages() {
     let (_, list) = admin.get("/api/v1/envs/production/schedules").await;
     assert_eq!(list.as_array().unwrap().len(), 0, "nothing was saved");
 }
+
+#[tokio::test]
+async fn a_bad_history_date_names_its_own_field() {
+    let server = Server::start().await;
+    let mut v = Visitor::new(&server);
+    v.login("admin", ADMIN_PASSWORD).await;
+    for field in ["since", "until"] {
+        let (s, page) = v
+            .get(&format!("/envs/production/runs?{field}=garbage"))
+            .await;
+        assert_eq!(s, 422, "{field}: {page}");
+        let other = if field == "since" { "until" } else { "since" };
+        assert!(
+            page.contains(&format!("{field}: ")) && !page.contains(&format!("{other}: ")),
+            "the problem names {field}: {page}"
+        );
+        assert!(page.contains("is not a date (YYYY-MM-DD)"), "{page}");
+    }
+}

@@ -1,5 +1,6 @@
 //! One run: its facts, parameters and outputs, chain errors, lineage graph and live log.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use actix_web::http::StatusCode;
@@ -180,17 +181,16 @@ fn lineage_svg(state: &State, me: &SignedIn, run: &Run) -> WebResult<String> {
         }
         let visible = me.user.role_in(&r.env).is_some();
         let label = if visible {
-            names
-                .entry(r.schedule_id)
-                .or_insert_with(|| {
-                    state
+            match names.entry(r.schedule_id) {
+                Entry::Occupied(name) => name.get().clone(),
+                Entry::Vacant(slot) => {
+                    let name = state
                         .store
-                        .schedule(r.schedule_id)
-                        .ok()
-                        .flatten()
-                        .map_or_else(|| "(deleted)".into(), |s| s.name)
-                })
-                .clone()
+                        .schedule(r.schedule_id)?
+                        .map_or_else(|| "(deleted)".into(), |s| s.name);
+                    slot.insert(name).clone()
+                }
+            }
         } else {
             "(another environment)".into()
         };

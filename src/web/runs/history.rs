@@ -105,8 +105,8 @@ impl HistoryQuery {
                 .map(|s| super::super::id(s, "schedule"))
                 .transpose()?,
             states: given(&self.state).map(parse_states).transpose()?,
-            since: parse_day(self.since.as_deref().unwrap_or(""), zone)?,
-            until: parse_day(self.until.as_deref().unwrap_or(""), zone)?,
+            since: parse_day("since", self.since.as_deref().unwrap_or(""), zone)?,
+            until: parse_day("until", self.until.as_deref().unwrap_or(""), zone)?,
             before: given(&self.before)
                 .map(|b| super::super::id(b, "run"))
                 .transpose()?,
@@ -138,8 +138,8 @@ fn given(value: &Option<String>) -> Option<&str> {
 }
 
 /// A date (`YYYY-MM-DD`) from the filter form, at midnight in the environment's zone, or an
-/// RFC 3339 time.
-fn parse_day(text: &str, zone: &str) -> Result<Option<DateTime<Utc>>, ServiceError> {
+/// RFC 3339 time. A problem names `field`.
+fn parse_day(field: &str, text: &str, zone: &str) -> Result<Option<DateTime<Utc>>, ServiceError> {
     use chrono::TimeZone;
     if text.is_empty() {
         return Ok(None);
@@ -153,9 +153,7 @@ fn parse_day(text: &str, zone: &str) -> Result<Option<DateTime<Utc>>, ServiceErr
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .and_then(|t| tz.from_local_datetime(&t).earliest())
         .map(|t| Some(t.to_utc()))
-        .ok_or_else(|| {
-            ServiceError::invalid("since", format!("{text:?} is not a date (YYYY-MM-DD)"))
-        })
+        .ok_or_else(|| ServiceError::invalid(field, format!("{text:?} is not a date (YYYY-MM-DD)")))
 }
 
 /// A row a run, with its schedule's name and its times in the environment's zone.

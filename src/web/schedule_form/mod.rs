@@ -201,7 +201,7 @@ pub async fn trigger_preview(
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if sent != me.session.csrf {
+    if !crate::web::form::csrf_matches(sent, &me) {
         return Err(WebError::Csrf);
     }
     let zone = match &body.env {

@@ -278,27 +278,24 @@ fn chain_choices(
     me: &SignedIn,
     env: &str,
 ) -> WebResult<(Vec<String>, Vec<ChainOption>)> {
-    let mut options: Vec<ChainOption> = state
-        .list_chains(&me.user, env)?
-        .into_iter()
-        .map(|c| {
-            let sched = state.store.schedule(c.schedule_id).ok().flatten();
-            let kind = sched.as_ref().map(|s| s.kind.clone()).unwrap_or_default();
-            let settable = sched
-                .as_ref()
-                .map(|s| {
-                    crate::chain::plan::settable(s, state.kinds.get(&s.kind).map(|k| k.spec()))
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            ChainOption {
-                env: env.to_string(),
-                name: c.name,
-                kind,
-                settable,
-            }
-        })
-        .collect();
+    let mut options: Vec<ChainOption> = Vec::new();
+    for c in state.list_chains(&me.user, env)? {
+        let sched = state.store.schedule(c.schedule_id)?;
+        let kind = sched.as_ref().map(|s| s.kind.clone()).unwrap_or_default();
+        let settable = sched
+            .as_ref()
+            .map(|s| {
+                crate::chain::plan::settable(s, state.kinds.get(&s.kind).map(|k| k.spec()))
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        options.push(ChainOption {
+            env: env.to_string(),
+            name: c.name,
+            kind,
+            settable,
+        });
+    }
     options.extend(
         state
             .shared_chains(&me.user, env)?
