@@ -13,35 +13,40 @@ use crate::domain::run::ChainError;
 use crate::domain::{Origin, ParamValue, Run, TASK_CHAIN_PARAM};
 
 impl Engine {
-    /// Plans hop `n` of `run` as its schedule now defines it (refire). `Err` is the chain
-    /// error to record: it names the hop's target environment and chain once they are known.
-    pub(super) fn plan_refire(&self, run: &Run, n: usize) -> Result<PlannedHops, ChainError> {
-        let unnamed = |message: String| ChainError {
-            hop: n as u32,
-            env: run.env.clone(),
-            chain: String::new(),
-            message,
-            at: self.clock.now(),
-        };
+    /// Hop `n` of `run`'s schedule as it is now, if a refire can apply to it: the schedule
+    /// and its hop exist, and the hop's `when` matches the run's final state. `Err` says why
+    /// not (the caller's mistake, not a hop refusal: nothing is recorded on the run).
+    fn refire_target(&self, run: &Run, n: usize) -> Result<Hop, String> {
         let schedule = self
             .store
             .schedule(run.schedule_id)
-            .ok()
-            .flatten()
-            .ok_or_else(|| unnamed("the run's schedule was deleted".into()))?;
+            .map_err(|e| e.to_string())?
+            .ok_or("the run's schedule was deleted")?;
         let text = schedule
             .param(TASK_CHAIN_PARAM)
             .and_then(|p| match &p.value {
                 ParamValue::Plain(t) => Some(t.clone()),
                 ParamValue::Sealed(_) => None,
             });
-        let spec = Self::chain_of(text.as_deref())
-            .map_err(unnamed)?
-            .ok_or_else(|| unnamed("the schedule no longer has an async-TaskChain".into()))?;
+        let spec = Self::chain_of(text.as_deref())?
+            .ok_or("the schedule no longer has an async-TaskChain")?;
         let hop = spec
             .hops
-            .get(n)
-            .ok_or_else(|| unnamed(format!("the schedule's async-TaskChain has no hop {n}")))?;
+            .into_iter()
+            .nth(n)
+            .ok_or_else(|| format!("the schedule's async-TaskChain has no hop {n}"))?;
+        if !hop.when.matches(run.state) {
+            return Err(format!(
+                "hop {n} fires when the run ends {}; this run is {}",
+                hop.when.as_str(),
+                run.state.as_str()
+            ));
+        }
+        Ok(hop)
+    }
+
+    /// Plans `hop` (hop `n` of `run`) again. `Err` is the chain error to record.
+    fn plan_refire(&self, run: &Run, n: usize, hop: &Hop) -> Result<PlannedHops, ChainError> {
         let mut planned = PlannedHops::default();
         self.plan_one(run, &run.outputs, n, hop, &mut planned);
         if let Some(e) = planned.hops.chain_errors.first() {
@@ -66,6 +71,8 @@ pub enum Refired {
     Started(Uuid),
     /// Still refused; the reason is recorded on the run.
     Refused(String),
+    /// No such hop to refire, or its `when` does not match the run; nothing recorded.
+    NotApplicable(String),
 }
 
 impl Engine {
@@ -92,7 +99,11 @@ impl Engine {
                 .into());
             }
         }
-        match self.plan_refire(run, n) {
+        let hop = match self.refire_target(run, n) {
+            Ok(hop) => hop,
+            Err(message) => return Ok(Refired::NotApplicable(message)),
+        };
+        match self.plan_refire(run, n, &hop) {
             Ok(planned) => {
                 let child = planned.hops.started.first().map(|c| c.id);
                 let op = crate::store::RunOp::Refire {

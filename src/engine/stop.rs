@@ -75,7 +75,12 @@ impl Engine {
                 .unwrap_or_else(|e| e.into_inner())
                 .values()
             {
-                *a.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(StopReason::Shutdown);
+                // A cancel asked for before stays a cancel: only a run nobody stopped is
+                // left `running` for the next start to pick up again.
+                a.reason
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(StopReason::Shutdown);
                 a.token.cancel();
             }
             let _ = tokio::time::timeout(Duration::from_secs(5), self.workers.wait()).await;

@@ -375,8 +375,12 @@ impl Engine {
     }
 }
 
-/// ±20 % jitter, so retries of many runs do not arrive together.
+/// The longest wait before a retry, jitter included (design §7: at most 1 h).
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+/// ±20 % jitter, so retries of many runs do not arrive together; never past an hour.
 fn jittered(base: Duration) -> chrono::Duration {
     let factor = rand::rng().random_range(0.8..=1.2);
-    chrono::Duration::from_std(base.mul_f64(factor)).unwrap_or(chrono::Duration::hours(1))
+    let delay = base.mul_f64(factor).min(MAX_RETRY_DELAY);
+    chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1))
 }

@@ -283,6 +283,7 @@ impl Service {
         let detail = match &outcome {
             Refired::Started(id) => format!("hop {n} started run {id}"),
             Refired::Refused(m) => format!("hop {n} refused again: {m}"),
+            Refired::NotApplicable(m) => format!("hop {n} cannot be refired: {m}"),
         };
         let audit = self.audit_entry(
             &caller.username,
@@ -294,7 +295,9 @@ impl Service {
         self.store.append_audit(&audit)?;
         match outcome {
             Refired::Started(id) => Ok(id),
-            Refired::Refused(m) => Err(ServiceError::invalid(format!("hops[{n}]"), m)),
+            Refired::Refused(m) | Refired::NotApplicable(m) => {
+                Err(ServiceError::invalid(format!("hops[{n}]"), m))
+            }
         }
     }
 }

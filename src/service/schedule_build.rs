@@ -161,16 +161,19 @@ impl Service {
                     "{TASK_CHAIN_PARAM} needs the integration role"
                 )));
             }
+            let stored = old.and_then(|o| o.param(&row.name)).map(|o| &o.value);
+            // Below integration a stored secret stays one: it can be kept or deleted, not
+            // replaced by plain text.
             let secret = row.encrypt
                 || spec
                     .and_then(|s| s.param(&row.name))
-                    .is_some_and(|d| d.secret);
+                    .is_some_and(|d| d.secret)
+                || (!integration && stored.is_some_and(ParamValue::is_sealed));
             let place = Place {
                 env: &env.id,
                 record: format!("schedule:{id}"),
                 name: &row.name,
             };
-            let stored = old.and_then(|o| o.param(&row.name)).map(|o| &o.value);
             let given = (secret, row.value);
             let Some(value) = self.param_value(given, &place, stored, integration, &field, p)?
             else {

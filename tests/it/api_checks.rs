@@ -971,6 +971,18 @@ async fn secrets_never_leave_the_server() {
         assert_eq!(b["error"]["code"], "forbidden", "{b}");
         let (_, after) = admin.get(&one).await;
         assert_eq!(before, after, "a refused PUT changed the schedule");
+        // ... nor turn a stored secret into plain text.
+        let mut downgrade = got.clone();
+        for p in downgrade["params"].as_array_mut().expect("params") {
+            if p["name"] == "Password" {
+                p["value"] = json!("now-in-clear");
+                p["encrypt"] = json!(false);
+            }
+        }
+        let (s, b) = operator.put(&one, downgrade).await;
+        assert_eq!(s, 403, "operator replacing a secret with plain text: {b}");
+        let (_, after) = admin.get(&one).await;
+        assert_eq!(before, after, "a refused PUT changed the schedule");
         let (s, b) = operator
             .post("/api/v1/envs/production/schedules", body.clone())
             .await;

@@ -141,7 +141,8 @@ async fn a_revoked_grant_is_a_chain_error_and_refire_starts_once() {
         1,
         "exactly one run started"
     );
-    // A hop the schedule does not have is refused (422) and recorded.
+    // A hop the schedule does not have is refused (422); that is the caller's mistake, not
+    // a hop refusal, so nothing is added to the run.
     let (s, b) = admin
         .post(
             &format!("/api/v1/envs/training/runs/{run}/hops/5/refire"),
@@ -149,6 +150,52 @@ async fn a_revoked_grant_is_a_chain_error_and_refire_starts_once() {
         )
         .await;
     assert_eq!(s, 422, "{b}");
+    assert!(b.to_string().contains("no hop 5"), "{b}");
+    let (_, after) = admin
+        .get(&format!("/api/v1/envs/training/runs/{run}"))
+        .await;
+    assert_eq!(chain_errors(&after).len(), 1, "nothing recorded: {after}");
+}
+
+/// A refire fires a hop only as its `when` allows: a `failure` hop of a succeeded run is
+/// refused (422), starting nothing and recording nothing.
+#[tokio::test]
+async fn refire_keeps_to_the_hops_when() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let template = noop_template(&admin, "production", "on-failure").await;
+    let source = noop_source(
+        &admin,
+        "production",
+        r#"{"name": "on-failure", "when": "failure"}"#,
+    )
+    .await;
+    let done = run_and_wait(&admin, "production", &source).await;
+    let run = done["id"].as_str().unwrap().to_string();
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        children(&done).is_empty() && chain_errors(&done).is_empty(),
+        "{done}"
+    );
+    let (s, b) = admin
+        .post(
+            &format!("/api/v1/envs/production/runs/{run}/hops/0/refire"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert!(
+        b.to_string().contains("fires when the run ends failure"),
+        "{b}"
+    );
+    let (_, after) = admin
+        .get(&format!("/api/v1/envs/production/runs/{run}"))
+        .await;
+    assert!(
+        children(&after).is_empty() && chain_errors(&after).is_empty(),
+        "{after}"
+    );
+    assert!(admin.runs_of("production", &template).await.is_empty());
 }
 
 /// Disabling a chain or its template, locking a parameter after save and a declared output
