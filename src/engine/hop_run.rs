@@ -184,8 +184,8 @@ impl Engine {
         Ok(target)
     }
 
-    /// A hop parameter's value in clear, and whether it came from a secret: a sealed
-    /// literal is opened, a text has its dynamic values resolved.
+    /// A hop parameter's value in clear, and whether it came from a secret: a sealed value
+    /// is opened first; then its dynamic values (and `@@`) are resolved.
     fn hop_value(
         &self,
         run: &Run,
@@ -193,6 +193,10 @@ impl Engine {
         hp: &HopParam,
         lookup: &HopLookup<'_>,
     ) -> Result<(String, bool), String> {
+        let resolved = |text: &str| match resolve(text, lookup) {
+            Ok(r) => Ok((r.text, r.secret)),
+            Err(DynamicError::Unknown { name, .. }) => Err(lookup.unknown(&name)),
+        };
         match &hp.value {
             HopValue::Sealed(s) => {
                 let place = Place {
@@ -201,13 +205,11 @@ impl Engine {
                     name: &spec::sealed_literal_name(i, &hp.name),
                 };
                 let opened = self.keyring.open(&place, s).map_err(|e| e.to_string())?;
-                Ok((opened.to_string(), true))
+                let (text, _) = resolved(&opened)?;
+                Ok((text, true))
             }
             HopValue::Keep => Err(format!("parameter {:?} has no stored value", hp.name)),
-            HopValue::Text(t) => match resolve(t, lookup) {
-                Ok(r) => Ok((r.text, r.secret)),
-                Err(DynamicError::Unknown { name, .. }) => Err(lookup.unknown(&name)),
-            },
+            HopValue::Text(t) => resolved(t),
         }
     }
 

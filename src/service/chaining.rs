@@ -5,15 +5,16 @@ use uuid::Uuid;
 use super::chains::{stored_spec, ChainPreview, PreviewHop};
 use super::{Service, ServiceError};
 use crate::chain::plan::{self, Overlay, SourceFacts};
-use crate::chain::spec::{self, HopParam, HopValue};
+use crate::chain::spec::{self, ChainSpec, Hop, HopValue};
 use crate::crypto::Place;
 use crate::domain::{FieldProblem, Problems, Role, Schedule, User, TASK_CHAIN_PARAM};
 use crate::engine::Refired;
 
 impl Service {
     /// The `async-TaskChain` value of a schedule being saved: parsed, kept values matched with
-    /// what is stored (by hop index and name), literal secrets sealed, every rule checked.
-    /// Returns the stored text, or every problem with its path, line and column.
+    /// what is stored (by hop index, its target and the parameter's name), every rule
+    /// checked, then every value marked `encrypt` sealed. Returns the stored text, or every
+    /// problem with its path, line and column.
     pub(super) fn chain_param_at_save(
         &self,
         schedule: &Schedule,
@@ -35,15 +36,9 @@ impl Service {
         let mut parsed = spec::parse(text, spec::Origin::User).map_err(with_prefix)?;
         let stored = old.and_then(stored_spec);
         let mut p = Problems::new();
-        for (i, hop) in parsed.hops.iter_mut().enumerate() {
-            let stored_hop = stored.as_ref().and_then(|s| s.hops.get(i));
-            for hp in &mut hop.params {
-                let kept = stored_hop
-                    .and_then(|h| h.params.iter().find(|x| x.name == hp.name))
-                    .map(|x| x.value.clone());
-                self.seal_or_keep(schedule, i, hp, kept, &prefix, &mut p);
-            }
-        }
+        take_kept_values(&mut parsed, stored.as_ref(), &prefix, &mut p);
+        // Checked while the values are still readable: their dynamic values are checked
+        // like any other's.
         let facts = SourceFacts::of(schedule, &self.kinds);
         let env = &schedule.env;
         match plan::check_at_save(&self.store, &self.kinds, env, &facts, &parsed, &prefix) {
@@ -51,43 +46,34 @@ impl Service {
             Err(e) => p.push(prefix.clone(), e.to_string()),
         }
         p.into_result()?;
+        if let Err(e) = self.seal_encrypted(schedule, &mut parsed) {
+            let mut sealing = Problems::new();
+            sealing.push(prefix, e);
+            return Err(sealing);
+        }
         Ok(parsed.to_stored())
     }
 
-    /// A hop parameter as it is stored: `null` takes the sealed value stored for the same
-    /// hop and name, a literal marked `encrypt` (with no dynamic value) is sealed for the
-    /// schedule's place; anything else stays as written.
-    fn seal_or_keep(
-        &self,
-        schedule: &Schedule,
-        hop: usize,
-        hp: &mut HopParam,
-        kept: Option<HopValue>,
-        prefix: &str,
-        p: &mut Problems,
-    ) {
-        match (&hp.value, kept) {
-            (HopValue::Keep, Some(v @ HopValue::Sealed(_))) => hp.value = v,
-            (HopValue::Keep, _) => p.0.push(FieldProblem {
-                field: format!("{prefix}.{}.value", hp.field),
-                message: "no stored value to keep: give a value".into(),
-                line: Some(hp.line),
-                column: Some(hp.column),
-            }),
-            (HopValue::Text(t), _) if hp.encrypt && crate::chain::dynamic::tokens(t).is_empty() => {
-                let name = spec::sealed_literal_name(hop, &hp.name);
+    /// Seals every value marked `encrypt` for the schedule's place, as written: dynamic
+    /// values in it (and `@@`) are resolved when the hop fires, after it is opened. Nothing
+    /// of a secret is left readable in the stored text.
+    fn seal_encrypted(&self, schedule: &Schedule, parsed: &mut ChainSpec) -> Result<(), String> {
+        for (i, hop) in parsed.hops.iter_mut().enumerate() {
+            for hp in hop.params.iter_mut().filter(|hp| hp.encrypt) {
+                let HopValue::Text(t) = &hp.value else {
+                    continue;
+                };
+                let name = spec::sealed_literal_name(i, &hp.name);
                 let place = Place {
                     env: &schedule.env,
                     record: format!("schedule:{}", schedule.id),
                     name: &name,
                 };
-                match self.keyring.seal(&place, t) {
-                    Ok(s) => hp.value = HopValue::Sealed(s),
-                    Err(e) => p.push(format!("{prefix}.{}.value", hp.field), e.to_string()),
-                }
+                let sealed = self.keyring.seal(&place, t).map_err(|e| e.to_string())?;
+                hp.value = HopValue::Sealed(sealed);
             }
-            _ => {}
         }
+        Ok(())
     }
 
     /// Refuses a schedule save that closes a chain cycle.
@@ -125,15 +111,14 @@ impl Service {
                 Ok(mut s) => {
                     let stored = stored_spec(&schedule);
                     for (i, hop) in s.hops.iter_mut().enumerate() {
-                        for hp in &mut hop.params {
-                            if hp.value == HopValue::Keep {
-                                if let Some(v) = stored
-                                    .as_ref()
-                                    .and_then(|st| st.hops.get(i))
-                                    .and_then(|h| h.params.iter().find(|x| x.name == hp.name))
-                                {
-                                    hp.value = v.value.clone();
-                                }
+                        let target = hop.clone();
+                        for hp in hop
+                            .params
+                            .iter_mut()
+                            .filter(|hp| hp.value == HopValue::Keep)
+                        {
+                            if let Some(v) = kept_value(stored.as_ref(), i, &target, &hp.name) {
+                                hp.value = v;
                             }
                         }
                     }
@@ -297,6 +282,53 @@ impl Service {
             Refired::Started(id) => Ok(id),
             Refired::Refused(m) | Refired::NotApplicable(m) => {
                 Err(ServiceError::invalid(format!("hops[{n}]"), m))
+            }
+        }
+    }
+}
+
+/// The value stored for parameter `name` of hop `i`, when the hop still points where it did:
+/// same place in the list, same target. A hop moved or pointed elsewhere must be given its
+/// secret again, or a secret meant for one environment would go to another.
+pub(super) fn kept_value(
+    stored: Option<&ChainSpec>,
+    i: usize,
+    hop: &Hop,
+    name: &str,
+) -> Option<HopValue> {
+    stored?
+        .hops
+        .get(i)
+        .filter(|h| h.customer_id == hop.customer_id && h.name == hop.name)?
+        .params
+        .iter()
+        .find(|x| x.name == name)
+        .map(|x| x.value.clone())
+}
+
+/// Replaces each `"value": null` with the sealed value stored for it; one with nothing to
+/// keep is a problem.
+fn take_kept_values(
+    parsed: &mut ChainSpec,
+    stored: Option<&ChainSpec>,
+    prefix: &str,
+    p: &mut Problems,
+) {
+    for (i, hop) in parsed.hops.iter_mut().enumerate() {
+        let target = hop.clone();
+        for hp in hop
+            .params
+            .iter_mut()
+            .filter(|hp| hp.value == HopValue::Keep)
+        {
+            match kept_value(stored, i, &target, &hp.name) {
+                Some(v @ HopValue::Sealed(_)) => hp.value = v,
+                _ => p.0.push(FieldProblem {
+                    field: format!("{prefix}.{}.value", hp.field),
+                    message: "no stored value to keep: give a value".into(),
+                    line: Some(hp.line),
+                    column: Some(hp.column),
+                }),
             }
         }
     }

@@ -281,12 +281,22 @@ impl Service {
         let (params, tokens) = self.copy_params(&old, run.id)?;
         run.params = params;
         run.parent_hop = old.parent_hop;
+        // The retry's fresh file tokens are audited with it, in the same commit.
+        let minted: String = tokens
+            .iter()
+            .map(|(_, t)| {
+                format!(
+                    "; file token {} for {} v{} minted",
+                    t.id, t.file_name, t.file_version
+                )
+            })
+            .collect();
         let audit = self.audit_entry(
             &caller.username,
             "run.retry",
             Some(env),
             Some(run.id.to_string()),
-            format!("retry of {id}"),
+            format!("retry of {id}{minted}"),
         );
         let submitted = self
             .engine
@@ -301,6 +311,21 @@ impl Service {
             )
             .await?;
         Ok(submitted.run_id())
+    }
+
+    /// Whether a retry may renew `old` (the file token parameter `name` held): not once
+    /// its owner revoked it or it expired, or a retry would undo the revocation.
+    fn renewable(&self, name: &str, old: &FileToken) -> Result<(), ServiceError> {
+        let why = if old.revoked_at.is_some() {
+            "was revoked"
+        } else if old.expires_at <= self.clock.now() {
+            "has expired"
+        } else {
+            return Ok(());
+        };
+        Err(ServiceError::conflict(format!(
+            "parameter {name:?} held a file token that {why}; a retry cannot renew it (refire the hop from its source run instead)"
+        )))
     }
 
     /// The parameters of `from` for a new run, sealed values re-sealed for its place. A
@@ -326,6 +351,7 @@ impl Service {
             };
             let (value, file_token) = match (&p.value, old_token) {
                 (ParamValue::Sealed(_), Some(old)) => {
+                    self.renewable(&p.name, &old)?;
                     let (text, fresh) = self.engine.fresh_token(&old, to);
                     let sealed = self.keyring.seal(&dst, &text).map_err(internal)?;
                     let id = fresh.id;

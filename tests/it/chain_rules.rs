@@ -874,3 +874,102 @@ async fn a_busy_target_is_a_chain_error_until_it_is_idle() {
     assert_eq!(started["origin"], "refire");
     assert_eq!(admin.runs_of("production", &target).await.len(), 2);
 }
+
+/// A kept secret (`"value": null`) stays with the hop it was given for: pointing that hop
+/// at another chain asks for the value again instead of sending the old secret there.
+#[tokio::test]
+async fn a_kept_secret_does_not_follow_a_hop_to_another_target() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let (source, template) = seed_example(&admin).await;
+    let (s, b) = admin
+        .post(
+            "/api/v1/envs/production/chains",
+            json!({"name": "nightly-copy", "schedule_id": template, "share_with": ["training"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let (_, stored) = admin
+        .get(&format!("/api/v1/envs/training/schedules/{source}"))
+        .await;
+    let masked = param_of(&stored, "async-TaskChain")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let retarget = |text: &str| {
+        let mut body = stored.clone();
+        for p in body["params"].as_array_mut().unwrap() {
+            if p["name"] == "async-TaskChain" {
+                p["value"] = json!(text);
+            }
+        }
+        body
+    };
+    // Same hop, same target: the masked text round-trips and keeps the secret.
+    let one = format!("/api/v1/envs/training/schedules/{source}");
+    let (s, b) = admin.put(&one, retarget(&masked)).await;
+    assert_eq!(s, 200, "{b}");
+    // Same hop, another chain: refused, naming the parameter.
+    let moved = masked.replace("nightly-upload", "nightly-copy");
+    let (s, b) = admin.put(&one, retarget(&moved)).await;
+    assert_eq!(s, 422, "{b}");
+    let details = b["error"]["details"].to_string();
+    assert!(
+        details.contains("params[1].value") && details.contains("no stored value to keep"),
+        "{b}"
+    );
+    let (_, after) = admin.get(&one).await;
+    assert_eq!(
+        param_of(&after, "async-TaskChain")["value"],
+        json!(masked),
+        "nothing changed"
+    );
+}
+
+/// A value marked `encrypt` is sealed whole when saved, dynamic values and `@@` included,
+/// and resolved when the hop fires: the target gets `@` for `@@` and today's date.
+#[tokio::test]
+async fn an_encrypted_hop_value_is_sealed_whole_and_resolved_when_it_fires() {
+    let server = Server::start_with(Options {
+        args: vec!["--allow-command".into(), "/bin/sh".into()],
+        env: vec![],
+    })
+    .await;
+    let admin = server.admin().await;
+    let template = admin
+        .schedule(
+            "production",
+            json!({"name": "prints PW", "kind": "command", "trigger": {"type": "manual"},
+                "params": [{"name": "Program", "value": "/bin/sh"},
+                           {"name": "Args", "value": r#"["-c", "printf %s \"$PW\""]"#},
+                           {"name": "Env", "value": ""}]}),
+        )
+        .await;
+    let (s, b) = admin
+        .post(
+            "/api/v1/envs/production/chains",
+            json!({"name": "printer", "schedule_id": template}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let text = r#"{"name": "printer", "params": [{"name": "Env", "value": "PW=pa@@ss-@DATE@", "encrypt": true}]}"#;
+    let source = noop_source(&admin, "production", text).await;
+    let (_, stored) = admin
+        .get(&format!("/api/v1/envs/production/schedules/{source}"))
+        .await;
+    let shown = param_of(&stored, "async-TaskChain")["value"].to_string();
+    assert!(
+        !shown.contains("pa@@ss") && shown.contains("is_set"),
+        "the whole value is sealed: {shown}"
+    );
+    let done = run_and_wait(&admin, "production", &source).await;
+    let child = children(&done)[0]["id"].as_str().unwrap().to_string();
+    let printed = admin.wait_final("production", &child, WAIT).await;
+    assert_eq!(printed["state"], "succeeded", "{printed}");
+    let date = done["queued_at"].as_str().unwrap()[..10].to_string();
+    assert_eq!(
+        printed["outputs"]["Stdout"],
+        format!("pa@ss-{date}"),
+        "{printed}"
+    );
+}

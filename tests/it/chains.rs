@@ -405,4 +405,26 @@ async fn a_retry_gets_a_fresh_file_token() {
         )
         .await;
     assert_eq!((s, bytes.as_str()), (200, "id,amount\n1,42\n"));
+    // A retry does not undo a revocation: the run whose token was revoked cannot be retried
+    // into a fresh one.
+    let (s, b) = admin
+        .post(
+            &format!("/api/v1/envs/production/runs/{child}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(b.to_string().contains("was revoked"), "{b}");
+    let (_, after) = admin.get("/api/v1/envs/training/file-tokens").await;
+    assert_eq!(
+        after.as_array().map(Vec::len),
+        tokens.as_array().map(Vec::len),
+        "no token minted: {after}"
+    );
+    // The retry that did mint a token says so in the audit log.
+    let (_, audit) = admin.get("/api/v1/audit?action=run.retry").await;
+    assert!(
+        audit.to_string().contains("file token") && audit.to_string().contains("minted"),
+        "{audit}"
+    );
 }
