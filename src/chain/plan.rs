@@ -256,9 +256,21 @@ pub struct Overlay<'a> {
     pub chain: Option<(&'a Chain, Option<&'a str>)>,
 }
 
-/// Refuses a save that would close a cycle no schedule on it allows. Returns the names of
-/// the schedules on the cycle.
-pub fn cycle_after(store: &Store, overlay: Overlay<'_>) -> Result<Option<Vec<String>>, StoreError> {
+/// A schedule on a chain cycle: its environment (to decide who may see its name), its
+/// name and id.
+#[derive(Debug, Clone)]
+pub struct CycleStep {
+    pub env: String,
+    pub name: String,
+    pub id: Uuid,
+}
+
+/// Refuses a save that would close a cycle no schedule on it allows. Returns the schedules
+/// on the cycle.
+pub fn cycle_after(
+    store: &Store,
+    overlay: Overlay<'_>,
+) -> Result<Option<Vec<CycleStep>>, StoreError> {
     let mut chains: HashMap<(String, String), Chain> = store
         .all_chains()?
         .into_iter()
@@ -286,11 +298,13 @@ pub fn cycle_after(store: &Store, overlay: Overlay<'_>) -> Result<Option<Vec<Str
     }
     Ok(graph.forbidden_cycle().map(|ids| {
         ids.iter()
-            .map(|id| {
-                schedules.get(id).map_or_else(
-                    || id.to_string(),
-                    |s| format!("{} ({}/{})", s.name, s.env, s.id),
-                )
+            .map(|id| CycleStep {
+                env: schedules.get(id).map(|s| s.env.clone()).unwrap_or_default(),
+                name: schedules
+                    .get(id)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
+                id: *id,
             })
             .collect()
     }))

@@ -130,6 +130,7 @@ pub async fn open_baton(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Baton, Bo
         kinds,
         clock,
         throttle: Default::default(),
+        graph_saves: Default::default(),
     });
     let first_start = first_start(&service, cfg).await?;
     let orphans = if cfg.start_engine {

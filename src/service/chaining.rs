@@ -77,7 +77,11 @@ impl Service {
     }
 
     /// Refuses a schedule save that closes a chain cycle.
-    pub(super) fn refuse_schedule_cycle(&self, schedule: &Schedule) -> Result<(), ServiceError> {
+    pub(super) fn refuse_schedule_cycle(
+        &self,
+        caller: &User,
+        schedule: &Schedule,
+    ) -> Result<(), ServiceError> {
         // Without an async-TaskChain a schedule has no edge out, so it is on no cycle: skip
         // reading every schedule (saves stay fast with thousands of them).
         let Some(index) = schedule
@@ -88,6 +92,7 @@ impl Service {
             return Ok(());
         };
         self.refuse_cycle(
+            caller,
             Overlay {
                 schedule: Some(schedule),
                 chain: None,

@@ -216,18 +216,33 @@ impl Service {
         })
     }
 
+    /// Refuses a save that closes a cycle no schedule on it allows. The message names the
+    /// schedules on the cycle that `caller` may see; the others only by their environment
+    /// being another one, so a refusal tells nothing about environments the caller has no
+    /// role in.
     pub(super) fn refuse_cycle(
         &self,
+        caller: &User,
         overlay: Overlay<'_>,
         field: &str,
     ) -> Result<(), ServiceError> {
-        if let Some(cycle) = plan::cycle_after(&self.store, overlay)? {
-            return Err(ServiceError::invalid(
-                field,
-                format!("this closes a chain cycle: {} → back to the start (set allow_loops on a schedule of the cycle to allow it)", cycle.join(" → ")),
-            ));
-        }
-        Ok(())
+        let Some(cycle) = plan::cycle_after(&self.store, overlay)? else {
+            return Ok(());
+        };
+        let steps: Vec<String> = cycle
+            .iter()
+            .map(|s| {
+                if caller.role_in(&s.env).is_some() {
+                    format!("{} ({}/{})", s.name, s.env, s.id)
+                } else {
+                    "a schedule in another environment".to_string()
+                }
+            })
+            .collect();
+        Err(ServiceError::invalid(
+            field,
+            format!("this closes a chain cycle: {} → back to the start (set allow_loops on a schedule of the cycle to allow it)", steps.join(" → ")),
+        ))
     }
 
     pub fn create_chain(
@@ -237,8 +252,10 @@ impl Service {
         input: ChainInput,
     ) -> Result<ChainView, ServiceError> {
         self.require(caller, env, Role::Integration)?;
+        let _graph = self.graph_save();
         let chain = self.build_chain(caller, env, input)?;
         self.refuse_cycle(
+            caller,
             Overlay {
                 schedule: None,
                 chain: Some((&chain, None)),
@@ -264,6 +281,7 @@ impl Service {
         input: ChainInput,
     ) -> Result<ChainView, ServiceError> {
         self.require(caller, env, Role::Integration)?;
+        let _graph = self.graph_save();
         let old = self.chain_in(env, name)?;
         let input = ChainInput {
             name: input.name.or_else(|| Some(name.to_string())),
@@ -274,6 +292,7 @@ impl Service {
             self.refuse_dependents(caller, &old, "renamed")?;
         }
         self.refuse_cycle(
+            caller,
             Overlay {
                 schedule: None,
                 chain: Some((&chain, Some(name))),
@@ -293,6 +312,7 @@ impl Service {
 
     pub fn delete_chain(&self, caller: &User, env: &str, name: &str) -> Result<(), ServiceError> {
         self.require(caller, env, Role::Integration)?;
+        let _graph = self.graph_save();
         let old = self.chain_in(env, name)?;
         self.refuse_dependents(caller, &old, "deleted")?;
         let audit = self.audit_entry(

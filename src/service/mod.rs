@@ -45,9 +45,18 @@ pub struct Service {
     pub kinds: Arc<Kinds>,
     pub clock: Arc<dyn Clock>,
     pub throttle: sessions::Throttle,
+    /// Held from a save's cycle check to its write, for every save that can change the
+    /// chain graph (schedules, chains, grants): two saves that each close half of a cycle
+    /// cannot both pass their check.
+    pub graph_saves: std::sync::Mutex<()>,
 }
 
 impl Service {
+    /// Serialises saves that can change the chain graph (see [`Service::graph_saves`]).
+    fn graph_save(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.graph_saves.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The environment, if `caller` holds at least `role` in it. No role at all (or no such
     /// environment) reads as "not found", so one cannot probe another tenant's names.
     pub fn require(

@@ -86,7 +86,7 @@ impl Service {
             self.check_chain_param(&mut schedule, old, &mut p);
         }
         p.into_result()?;
-        self.refuse_schedule_cycle(&schedule)?;
+        self.refuse_schedule_cycle(caller, &schedule)?;
         Ok(schedule)
     }
 

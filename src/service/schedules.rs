@@ -54,6 +54,7 @@ impl Service {
         input: ScheduleInput,
     ) -> Result<ScheduleView, ServiceError> {
         let e = self.require(caller, env, Role::Operator)?;
+        let _graph = self.graph_save();
         let schedule = self.build_schedule(caller, &e, Uuid::now_v7(), input, None)?;
         let audit = self.audit_entry(
             &caller.username,
@@ -78,6 +79,7 @@ impl Service {
         input: ScheduleInput,
     ) -> Result<ScheduleView, ServiceError> {
         let e = self.require(caller, env, Role::Operator)?;
+        let _graph = self.graph_save();
         let old = self.schedule_in(env, id)?;
         let schedule = self.build_schedule(caller, &e, id, input, Some(&old))?;
         let audit = self.audit_entry(

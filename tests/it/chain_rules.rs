@@ -973,3 +973,65 @@ async fn an_encrypted_hop_value_is_sealed_whole_and_resolved_when_it_fires() {
         "{printed}"
     );
 }
+
+/// A refused cycle names the schedules on it the caller may see, and only that another
+/// environment is involved for the rest.
+#[tokio::test]
+async fn a_cycle_refusal_names_no_schedule_of_an_environment_the_caller_cannot_see() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let (s, b) = admin
+        .post("/api/v1/environments", json!({"id": "training"}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    // production: P, and chain "back" → P offered to training.
+    let p = admin
+        .schedule(
+            "production",
+            json!({"name": "Prod step", "kind": "noop", "trigger": {"type": "manual"}}),
+        )
+        .await;
+    let (s, b) = admin
+        .post(
+            "/api/v1/envs/production/chains",
+            json!({"name": "back", "schedule_id": p, "share_with": ["training"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    // training: "Hidden training step" → back, and chain "there" → it offered to production.
+    let hidden = noop_source(
+        &admin,
+        "training",
+        r#"{"customerId": "production", "name": "back"}"#,
+    )
+    .await;
+    admin
+        .edit_schedule("training", &hidden, |s| {
+            s["name"] = json!("Hidden training step")
+        })
+        .await;
+    let (s, b) = admin
+        .post(
+            "/api/v1/envs/training/chains",
+            json!({"name": "there", "schedule_id": hidden, "share_with": ["production"]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    // Someone with a role in production only closes the cycle from P.
+    let integ = server
+        .user(&admin, "integ", json!({"production": "integration"}), false)
+        .await;
+    let closes = json!({"name": "Prod step", "kind": "noop", "trigger": {"type": "manual"},
+        "params": [{"name": "async-TaskChain", "value": r#"{"customerId": "training", "name": "there"}"#}]});
+    let (s, b) = integ
+        .put(&format!("/api/v1/envs/production/schedules/{p}"), closes)
+        .await;
+    assert_eq!(s, 422, "{b}");
+    let text = b.to_string();
+    assert!(text.contains("cycle") && text.contains("Prod step"), "{b}");
+    assert!(
+        !text.contains("Hidden training step") && !text.contains(&hidden),
+        "nothing of training is named: {b}"
+    );
+    assert!(text.contains("a schedule in another environment"), "{b}");
+}
