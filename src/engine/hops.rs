@@ -225,6 +225,16 @@ impl Engine {
     /// After the commit: claimed runs start, the others wait; a failed commit gives the
     /// admissions back.
     pub(super) fn hops_committed(self: &Arc<Self>, planned: PlannedHops, committed: bool) {
+        if !committed {
+            // Counted when planned; a failed commit fired and refused nothing.
+            let (fired, refused) = (planned.hops.started.len(), planned.hops.chain_errors.len());
+            self.metrics
+                .hops_fired
+                .fetch_sub(fired as u64, Ordering::Relaxed);
+            self.metrics
+                .hops_refused
+                .fetch_sub(refused as u64, Ordering::Relaxed);
+        }
         for (child, (overlap, claimed, _)) in planned.hops.started.into_iter().zip(planned.admitted)
         {
             if !committed {

@@ -31,14 +31,25 @@ impl Engine {
         .map_err(|e| StoreError::Db(e.to_string()))??;
         let now = self.clock.now();
         let orphans = running.len();
+        // The queued runs wait first, so hops fired by ending orphans are admitted behind
+        // them (overlap `skip` sees them active; the queue keeps its order).
+        self.wait_again(queued, overlaps);
         let mut requeued = Vec::new();
         for run in running.into_iter().filter(|r| r.epoch < self.store.epoch()) {
             if let Some(again) = self.end_orphan(&run, now).await? {
                 requeued.push(again);
             }
         }
+        self.wait_again(requeued, overlaps);
+        let waiting = self.admission().queued_total();
+        self.wake.notify_one();
+        Ok((orphans, waiting))
+    }
+
+    /// Stored `queued` runs, active again and back in the queue, in the order given.
+    fn wait_again(&self, runs: Vec<Run>, overlaps: &HashMap<Uuid, Overlap>) {
         let mut adm = self.admission();
-        for run in requeued.into_iter().chain(queued) {
+        for run in runs {
             adm.count_active(run.schedule_id);
             adm.enqueue(Waiting {
                 run_id: run.id,
@@ -48,10 +59,6 @@ impl Engine {
                 not_before: run.not_before,
             });
         }
-        let waiting = adm.queued_total();
-        drop(adm);
-        self.wake.notify_one();
-        Ok((orphans, waiting))
     }
 
     /// Ends an attempt a stopped process left `running`: another attempt follows at once

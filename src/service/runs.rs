@@ -36,6 +36,17 @@ pub struct RunNowParam {
     pub encrypt: bool,
 }
 
+/// An `Idempotency-Key` used with another body is the caller's mistake (422 at that
+/// header); other store errors stay what they are.
+fn idempotency_error(e: crate::store::StoreError) -> ServiceError {
+    match e {
+        crate::store::StoreError::Conflict(msg) if msg.contains("Idempotency-Key") => {
+            ServiceError::invalid("Idempotency-Key", msg)
+        }
+        other => other.into(),
+    }
+}
+
 /// A value given for one run-now: (name, value, sealed?).
 type Override = (String, String, bool);
 
@@ -102,6 +113,17 @@ impl Service {
             key,
             body_hash: hex::encode(sha2::Sha256::digest(body)),
         });
+        // A replay answers with its first run even while that run is active (overlap
+        // `skip` would otherwise refuse it before the key is looked at).
+        if let Some(idem) = &idempotency {
+            let replay = self
+                .store
+                .idempotent_replay(id, idem, self.clock.now())
+                .map_err(idempotency_error)?;
+            if let Some(first) = replay {
+                return Ok(first);
+            }
+        }
         let mut run =
             self.engine
                 .new_run(&schedule, Origin::Manual, &caller.username, None, None)?;
@@ -129,11 +151,7 @@ impl Service {
             )
             .await
             .map_err(|e| match e {
-                crate::engine::EngineError::Store(crate::store::StoreError::Conflict(msg))
-                    if msg.contains("Idempotency-Key") =>
-                {
-                    ServiceError::invalid("Idempotency-Key", msg)
-                }
+                crate::engine::EngineError::Store(e) => idempotency_error(e),
                 other => other.into(),
             })?;
         Ok(submitted.run_id())

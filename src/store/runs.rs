@@ -2,12 +2,14 @@
 //! transaction, every index kept in step.
 
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, Table};
+use redb::{ReadableDatabase, ReadableTable, Table};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::codec::{decode, encode};
-use super::run_ops::{Completion, Enqueue, Fire, Hops, RunOp, RunOpOutcome, IDEMPOTENCY_WINDOW};
+use super::run_ops::{
+    Completion, Enqueue, Fire, Hops, IdempotencyKey, RunOp, RunOpOutcome, IDEMPOTENCY_WINDOW,
+};
 use super::schedules::write_schedule;
 use super::tables::{
     IDEMPOTENCY, RUNS, RUNS_BY_ENV, RUNS_BY_SCHEDULE, RUNS_BY_STATE, RUN_HOURLY, RUN_LOGS,
@@ -270,6 +272,45 @@ fn refire(
     Ok(RunOpOutcome::Completed(Box::new(run)))
 }
 
+/// The run an `Idempotency-Key` already started for `schedule` within the window (a
+/// replay), or `None`; the same key with another body is a conflict.
+fn replay_of(
+    table: &impl ReadableTable<(u128, &'static str), &'static [u8]>,
+    schedule: Uuid,
+    idem: &IdempotencyKey,
+    at: DateTime<Utc>,
+) -> Result<Option<Uuid>, StoreError> {
+    let Some(v) = table.get((id_key(schedule), idem.key.as_str()))? else {
+        return Ok(None);
+    };
+    let rec: IdempotencyRecord = decode("idempotency record", v.value())?;
+    if at - rec.at >= IDEMPOTENCY_WINDOW {
+        return Ok(None);
+    }
+    if rec.body_hash != idem.body_hash {
+        return Err(StoreError::Conflict(
+            "this Idempotency-Key was used with a different body".into(),
+        ));
+    }
+    Ok(Some(rec.run_id))
+}
+
+impl Store {
+    /// The run an `Idempotency-Key` already started (see [`replay_of`]), read before
+    /// admission so that a replay answers with its run even while that run is active. The
+    /// enqueue's own check, in its write transaction, stays the one that counts.
+    pub fn idempotent_replay(
+        &self,
+        schedule: Uuid,
+        idem: &IdempotencyKey,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(IDEMPOTENCY)?;
+        replay_of(&table, schedule, idem, at)
+    }
+}
+
 fn enqueue(
     txn: &redb::WriteTransaction,
     t: &mut RunTables<'_>,
@@ -277,18 +318,10 @@ fn enqueue(
 ) -> Result<RunOpOutcome, StoreError> {
     if let Some(idem) = &e.idempotency {
         let mut table = txn.open_table(IDEMPOTENCY)?;
-        let key = (id_key(e.run.schedule_id), idem.key.as_str());
-        if let Some(v) = table.get(key)? {
-            let rec: IdempotencyRecord = decode("idempotency record", v.value())?;
-            if e.run.queued_at - rec.at < IDEMPOTENCY_WINDOW {
-                if rec.body_hash != idem.body_hash {
-                    return Err(StoreError::Conflict(
-                        "this Idempotency-Key was used with a different body".into(),
-                    ));
-                }
-                return Ok(RunOpOutcome::Replayed(rec.run_id));
-            }
+        if let Some(first) = replay_of(&table, e.run.schedule_id, idem, e.run.queued_at)? {
+            return Ok(RunOpOutcome::Replayed(first));
         }
+        let key = (id_key(e.run.schedule_id), idem.key.as_str());
         let rec = IdempotencyRecord {
             run_id: e.run.id,
             body_hash: idem.body_hash.clone(),

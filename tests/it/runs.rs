@@ -226,6 +226,39 @@ async fn an_idempotency_key_replay_starts_nothing_new() {
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
 }
 
+/// Under overlap `skip` a replay still answers with its first run while that run is active,
+/// instead of being refused as a second run.
+#[tokio::test]
+async fn an_idempotency_replay_answers_while_its_run_is_active() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    let id = admin
+        .schedule(
+            "production",
+            json!({"name": "slow", "kind": "sleep", "trigger": {"type": "manual"}, "overlap": "skip",
+                   "params": [{"name": "Seconds", "value": "2"}]}),
+        )
+        .await;
+    let path = format!("/api/v1/envs/production/schedules/{id}/run");
+    let headers = [("idempotency-key", "once-only")];
+    let post = || {
+        server.raw(
+            "POST",
+            &path,
+            Some(&admin.token),
+            Some("{}".into()),
+            &headers,
+        )
+    };
+    let (s1, _, b1) = post().await;
+    let (s2, _, b2) = post().await;
+    assert_eq!((s1, s2), (202, 202), "{b1} / {b2}");
+    assert_eq!(b1, b2, "the replay answers the first run");
+    // Without the key, a second run is refused while the first is active.
+    let (s3, b3) = admin.post(&path, json!({})).await;
+    assert_eq!(s3, 409, "{b3}");
+}
+
 #[tokio::test]
 async fn a_failing_run_is_retried_until_its_attempts_are_spent() {
     let server = Server::start().await;
