@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use super::{Config, Service, ServiceError};
+use crate::chain::spec::{self, HopValue};
 use crate::crypto::{Keyring, MasterKey, Place};
+use crate::domain::Schedule;
+use crate::store::Reseal;
 
 /// Alone: a new data key for every environment and every sealed value re-sealed under it.
 /// With `new_master`: the data keys re-wrapped under that key, which then becomes the key
@@ -58,11 +61,47 @@ pub fn rotate_keys(
                     )
                     .map_err(|e| e.to_string())
                 };
-            let n = service.store.rotate_keys(&wrapped, None, Some(&reseal))?;
+            let chain_text =
+                |schedule: &Schedule, text: &str| reseal_chain_text(&old, schedule, text);
+            let both = Reseal {
+                value: &reseal,
+                chain_text: &chain_text,
+            };
+            let n = service.store.rotate_keys(&wrapped, None, Some(both))?;
             Ok(format!(
                 "{} environments have new data keys; {n} sealed values re-sealed",
                 wrapped.len()
             ))
         }
     }
+}
+
+/// Re-seals the sealed values inside a stored `async-TaskChain` text under the keyring's
+/// newest data key of the schedule's environment; the rest of the text is kept as stored.
+fn reseal_chain_text(
+    keyring: &Keyring,
+    schedule: &Schedule,
+    text: &str,
+) -> Result<(String, usize), String> {
+    let mut spec = spec::parse(text, spec::Origin::Stored).map_err(|p| {
+        p.0.first()
+            .map_or_else(|| "unreadable".to_string(), |x| x.message.clone())
+    })?;
+    let record = format!("schedule:{}", schedule.id);
+    let mut count = 0;
+    for (i, hop) in spec.hops.iter_mut().enumerate() {
+        for hp in &mut hop.params {
+            if let HopValue::Sealed(sealed) = &hp.value {
+                let place = Place {
+                    env: &schedule.env,
+                    record: record.clone(),
+                    name: &spec::sealed_literal_name(i, &hp.name),
+                };
+                let again = keyring.reseal(&place, sealed).map_err(|e| e.to_string())?;
+                hp.value = HopValue::Sealed(again);
+                count += 1;
+            }
+        }
+    }
+    Ok((spec.to_stored(), count))
 }

@@ -7,10 +7,22 @@ use super::codec::{decode, encode};
 use super::tables::{DATA_KEYS, META, RUNS, SCHEDULES};
 use super::{Store, StoreError};
 use crate::crypto::WrappedKey;
-use crate::domain::{ParamValue, Run, Schedule, SealedValue};
+use crate::domain::{ParamValue, Run, Schedule, SealedValue, TASK_CHAIN_PARAM};
 
 /// Re-seals one value: (env, record, parameter name, sealed) → sealed anew.
 pub type Resealer<'a> = &'a dyn Fn(&str, &str, &str, &SealedValue) -> Result<SealedValue, String>;
+
+/// Re-seals the sealed values inside a schedule's stored `async-TaskChain` text: (schedule,
+/// text) → the new text and how many values it re-sealed. The store does not parse chain
+/// text itself (that is `chain`'s, which sits above the store).
+pub type ChainResealer<'a> = &'a dyn Fn(&Schedule, &str) -> Result<(String, usize), String>;
+
+/// What a data-key rotation re-seals with.
+#[derive(Clone, Copy)]
+pub struct Reseal<'a> {
+    pub value: Resealer<'a>,
+    pub chain_text: ChainResealer<'a>,
+}
 
 impl Store {
     /// Stores `keys`, replaces the master check when given, and passes every sealed value
@@ -19,7 +31,7 @@ impl Store {
         &self,
         keys: &[WrappedKey],
         master_check: Option<&[u8]>,
-        reseal: Option<Resealer<'_>>,
+        reseal: Option<Reseal<'_>>,
     ) -> Result<usize, StoreError> {
         let txn = self.db.begin_write()?;
         let mut count = 0;
@@ -33,7 +45,7 @@ impl Store {
             }
             if let Some(reseal) = reseal {
                 count += reseal_schedules(&txn, reseal)?;
-                count += reseal_runs(&txn, reseal)?;
+                count += reseal_runs(&txn, reseal.value)?;
             }
         }
         txn.commit()?;
@@ -56,10 +68,7 @@ fn reseal_value(
     Ok(false)
 }
 
-fn reseal_schedules(
-    txn: &redb::WriteTransaction,
-    reseal: Resealer<'_>,
-) -> Result<usize, StoreError> {
+fn reseal_schedules(txn: &redb::WriteTransaction, reseal: Reseal<'_>) -> Result<usize, StoreError> {
     let mut t = txn.open_table(SCHEDULES)?;
     let mut changed = Vec::new();
     for row in t.iter()? {
@@ -67,13 +76,22 @@ fn reseal_schedules(
         let mut s: Schedule = decode("schedule", v.value())?;
         let record = format!("schedule:{}", s.id);
         let mut n = 0;
+        let before = s.clone();
         for p in &mut s.params {
+            if let (TASK_CHAIN_PARAM, ParamValue::Plain(text)) = (p.name.as_str(), &p.value) {
+                let (text, sealed) = (reseal.chain_text)(&before, text).map_err(|e| {
+                    StoreError::Corrupt(format!("{record} {TASK_CHAIN_PARAM}: {e}"))
+                })?;
+                p.value = ParamValue::Plain(text);
+                n += sealed;
+                continue;
+            }
             n += usize::from(reseal_value(
                 &mut p.value,
                 &s.env,
                 &record,
                 &p.name,
-                reseal,
+                reseal.value,
             )?);
         }
         if n > 0 {

@@ -25,6 +25,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use admin::AuditFilter;
 pub use files::{is_valid_file_name, FileMeta};
+pub use keys::Reseal;
 pub use run_ops::{
     Completion, Enqueue, Fire, Hops, IdempotencyKey, RunFilter, RunOp, RunOpOutcome,
 };

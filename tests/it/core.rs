@@ -283,7 +283,43 @@ async fn keys_rotate_keeps_secrets_usable_and_replaces_the_master_key() {
     // The check is real: with another value the run fails.
     let wrong = json!({"params": [{"name": "Env", "value": "PW=wrong", "encrypt": true}]});
     assert_eq!(run_state(&server, &sid, wrong).await, "failed");
+    // A chain hop carrying the secret as a sealed literal in its async-TaskChain text.
+    let source = {
+        let admin = server.admin().await;
+        let (s, b) = admin
+            .post(
+                "/api/v1/envs/production/chains",
+                json!({"name": "check", "schedule_id": sid}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let text = json!({"name": "check", "params": [{"name": "Env", "value": format!("PW={SECRET}"), "encrypt": true}]});
+        admin
+            .schedule(
+                "production",
+                json!({"name": "starts the check", "kind": "noop", "trigger": {"type": "manual"},
+                    "params": [{"name": "async-TaskChain", "value": text.to_string()}]}),
+            )
+            .await
+    };
     assert!(server.terminate().success(), "clean exit on SIGTERM");
+    let chain_key_id = || {
+        let store = baton::store::Store::open(&dir).expect("open through the library");
+        let id = uuid::Uuid::parse_str(&source).unwrap();
+        let schedule = store.schedule(id).unwrap().expect("the source");
+        let Some(baton::domain::ParamValue::Plain(text)) =
+            schedule.param("async-TaskChain").map(|p| p.value.clone())
+        else {
+            panic!("no chain text")
+        };
+        let stored: Value = serde_json::from_str(&text).unwrap();
+        stored["params"][0]["value"]["sealed"]["key_id"].clone()
+    };
+    let key_before = chain_key_id();
+    assert!(
+        key_before.is_u64(),
+        "the literal is stored sealed: {key_before}"
+    );
 
     let old_key = std::fs::read(&key_file).expect("master.key");
     assert_eq!(old_key.len(), 32);
@@ -302,12 +338,36 @@ async fn keys_rotate_keeps_secrets_usable_and_replaces_the_master_key() {
     assert!(resealed >= 1, "nothing re-sealed: {}", out.stdout);
     assert_eq!(std::fs::read(&key_file).unwrap(), old_key);
 
+    assert_ne!(
+        chain_key_id(),
+        key_before,
+        "the sealed literal in the chain text was re-sealed under the new data key"
+    );
+
     let mut server = start_with_sh(&dir, vec![]).expect("restart after keys rotate");
     assert_eq!(
         run_state(&server, &sid, json!({})).await,
         "succeeded",
         "the secret no longer opens after keys rotate"
     );
+    {
+        let admin = server.admin().await;
+        let rid = admin.run_now("production", &source).await;
+        let done = admin
+            .wait_final("production", &rid, Duration::from_secs(20))
+            .await;
+        let child = done["chain"]["children"][0]["id"]
+            .as_str()
+            .expect("a hop")
+            .to_string();
+        let checked = admin
+            .wait_final("production", &child, Duration::from_secs(20))
+            .await;
+        assert_eq!(
+            checked["state"], "succeeded",
+            "the chain's secret opens: {checked}"
+        );
+    }
     assert!(server.terminate().success());
 
     // A new master key: the data keys re-wrapped, the key file replaced.
