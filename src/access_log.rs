@@ -40,6 +40,12 @@ where
     })
 }
 
+/// The caller's IP address as the sign-in throttle keys it ("unknown" without one).
+pub fn peer_ip(req: &actix_web::HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -70,9 +70,14 @@ impl From<&User> for UserView {
     }
 }
 
-pub async fn create_token(state: State, body: Body) -> ApiResult<HttpResponse> {
+pub async fn create_token(
+    state: State,
+    req: actix_web::HttpRequest,
+    body: Body,
+) -> ApiResult<HttpResponse> {
+    let addr = crate::access_log::peer_ip(&req);
     let (token, text) = state
-        .create_token_with_password(body.json::<TokenRequest>()?)
+        .create_token_with_password(body.json::<TokenRequest>()?, &addr)
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/tokens/{}", token.id)))

@@ -49,6 +49,10 @@ pub fn parse_zone(tz: &str) -> Result<Tz, String> {
         .map_err(|_| format!("unknown time zone {tz:?} (use an IANA name such as Europe/Paris)"))
 }
 
+/// The longest interval: ten years (longer is surely a mistake, and far longer overflows
+/// time arithmetic).
+pub const MAX_INTERVAL_SECONDS: u64 = 10 * 366 * 86_400;
+
 impl Trigger {
     /// Checks the trigger's own fields; `field` is the path to it in the input.
     pub fn validate(&self, field: &str, problems: &mut Problems) {
@@ -65,10 +69,10 @@ impl Trigger {
                 }
             }
             Trigger::Interval { seconds } => {
-                if *seconds < 1 {
+                if !(1..=MAX_INTERVAL_SECONDS).contains(seconds) {
                     problems.push(
                         format!("{field}.seconds"),
-                        "an interval is at least 1 second",
+                        format!("an interval is between 1 second and {MAX_INTERVAL_SECONDS} (ten years)"),
                     );
                 }
             }
@@ -94,7 +98,9 @@ impl Trigger {
             Trigger::Manual => None,
             Trigger::Once { at } => (*at > after).then_some(*at),
             Trigger::Interval { seconds } => {
-                Some(after + chrono::Duration::seconds(i64::try_from(*seconds).ok()?))
+                // Checked: a stored interval is bounded, but time itself ends (year 262143).
+                let step = chrono::Duration::try_seconds(i64::try_from(*seconds).ok()?)?;
+                after.checked_add_signed(step)
             }
             Trigger::Cron { expr, time_zone } => {
                 let cron = parse_cron(expr).ok()?;
@@ -202,6 +208,28 @@ mod tests {
             t.next_after(utc("2026-01-01T00:00:00Z"), "UTC"),
             Some(utc("2026-01-01T00:01:00Z"))
         );
+    }
+
+    #[test]
+    fn an_interval_too_long_is_refused_and_never_overflows() {
+        let huge = Trigger::Interval { seconds: u64::MAX };
+        assert!(!huge.validate_ok());
+        assert!(!Trigger::Interval {
+            seconds: 8_000_000_000_000
+        }
+        .validate_ok());
+        assert!(Trigger::Interval {
+            seconds: MAX_INTERVAL_SECONDS
+        }
+        .validate_ok());
+        // Even unchecked (a file from before the limit), times past the end of time are
+        // "none", not a panic.
+        let from = utc("2026-01-01T00:00:00Z");
+        assert_eq!(huge.next_after(from, "UTC"), None);
+        let t = Trigger::Interval {
+            seconds: 8_000_000_000_000,
+        };
+        assert!(t.upcoming(from, "UTC", 5).len() < 5);
     }
 
     #[test]

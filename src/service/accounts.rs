@@ -92,11 +92,12 @@ impl Service {
         ok_user.ok_or(ServiceError::Unauthorized)
     }
 
-    /// `POST /tokens`: a new token for the user whose password is given; its text is
-    /// returned once.
+    /// `POST /tokens`: a new token for the user whose password is given (under the sign-in
+    /// throttle; `addr` is the caller's address); its text is returned once.
     pub async fn create_token_with_password(
         &self,
         req: TokenRequest,
+        addr: &str,
     ) -> Result<(ApiToken, String), ServiceError> {
         let mut p = Problems::new();
         if req.username.as_deref().unwrap_or("").is_empty() {
@@ -107,9 +108,10 @@ impl Service {
         }
         p.into_result()?;
         let user = self
-            .check_login(
+            .throttled_login(
                 req.username.as_deref().unwrap_or(""),
                 req.password.as_deref().unwrap_or(""),
+                addr,
             )
             .await?;
         self.create_token(&user.username, req.label.unwrap_or_default())

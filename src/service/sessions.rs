@@ -58,23 +58,7 @@ impl Service {
         addr: &str,
     ) -> Result<(String, Session), ServiceError> {
         let now = self.clock.now();
-        let keys = [
-            (format!("user:{username}"), ACCOUNT_LIMIT),
-            (format!("addr:{addr}"), ADDRESS_LIMIT),
-        ];
-        if let Some(secs) = self.throttle.wait(&keys, now) {
-            return Err(ServiceError::TooManyRequests(format!(
-                "too many failed sign-ins; try again in {secs} s"
-            )));
-        }
-        let user = match self.check_login(username, password).await {
-            Ok(u) => u,
-            Err(e) => {
-                self.throttle.fail(&keys, now);
-                return Err(e);
-            }
-        };
-        self.throttle.forget(&keys[0].0);
+        let user = self.throttled_login(username, password, addr).await?;
         let id = random_token(32);
         let session = Session {
             username: user.username.clone(),
@@ -92,6 +76,37 @@ impl Service {
         self.store
             .create_session(&token_hash(&id), &session, &audit)?;
         Ok((id, session))
+    }
+
+    /// Checks a password under the sign-in throttle (per account and per address): every
+    /// way in by password (the pages and `POST /api/v1/tokens`) goes through here, so none
+    /// can be used to guess without limit.
+    pub(super) async fn throttled_login(
+        &self,
+        username: &str,
+        password: &str,
+        addr: &str,
+    ) -> Result<User, ServiceError> {
+        let now = self.clock.now();
+        let keys = [
+            (format!("user:{username}"), ACCOUNT_LIMIT),
+            (format!("addr:{addr}"), ADDRESS_LIMIT),
+        ];
+        if let Some(secs) = self.throttle.wait(&keys, now) {
+            return Err(ServiceError::TooManyRequests(format!(
+                "too many failed sign-ins; try again in {secs} s"
+            )));
+        }
+        match self.check_login(username, password).await {
+            Ok(user) => {
+                self.throttle.forget(&keys[0].0);
+                Ok(user)
+            }
+            Err(e) => {
+                self.throttle.fail(&keys, now);
+                Err(e)
+            }
+        }
     }
 
     /// The user and session behind a session id; expired or ended → unauthorized.

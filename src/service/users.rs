@@ -65,6 +65,7 @@ impl Service {
         }
         let roles = self.parse_roles(input.roles.unwrap_or_default(), &mut p)?;
         p.into_result()?;
+        let password_reset = input.password.is_some();
         let password_hash = match input.password {
             Some(pw) => blocking(move || hash_password(&pw)).await?,
             None => old
@@ -81,6 +82,9 @@ impl Service {
                 .as_ref()
                 .map_or_else(|| self.clock.now(), |o| o.created_at),
         };
+        if old.as_ref().is_some_and(|o| o.admin) && !user.admin {
+            self.refuse_last_admin(&user.username)?;
+        }
         let action = if old.is_some() {
             "user.update"
         } else {
@@ -88,7 +92,26 @@ impl Service {
         };
         let audit = self.audit_entry(&caller.username, action, None, Some(username), "");
         self.store.put_user(&user, old.is_none(), Some(&audit))?;
+        if old.is_some() && password_reset {
+            // A new password ends the sessions opened with the old one.
+            self.store.delete_sessions_of(&user.username, None)?;
+        }
         Ok(user)
+    }
+
+    /// Refuses taking admin from `username` when no other admin would be left.
+    fn refuse_last_admin(&self, username: &str) -> Result<(), ServiceError> {
+        let others = self
+            .store
+            .users()?
+            .iter()
+            .any(|u| u.admin && u.username != username);
+        if others {
+            return Ok(());
+        }
+        Err(ServiceError::conflict(
+            "this is the last admin: make another user admin first",
+        ))
     }
 
     fn parse_roles(

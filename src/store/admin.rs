@@ -170,6 +170,9 @@ impl Store {
             for key in theirs {
                 tokens.remove(key.as_slice())?;
             }
+            // Their browser sessions end too: a user later made with the same name must not
+            // inherit them.
+            super::sessions::end_sessions_of(&txn, username, None)?;
             insert_audit(&txn, audit)?;
         }
         txn.commit()?;

@@ -46,22 +46,29 @@ impl Store {
         keep: Option<&[u8; 32]>,
     ) -> Result<usize, StoreError> {
         let txn = self.db.begin_write()?;
-        let n = {
-            let mut t = txn.open_table(SESSIONS)?;
-            let mut doomed = Vec::new();
-            for row in t.iter()? {
-                let (k, v) = row?;
-                let s: Session = decode("session", v.value())?;
-                if s.username == username && keep.is_none_or(|h| h.as_slice() != k.value()) {
-                    doomed.push(k.value().to_vec());
-                }
-            }
-            for k in &doomed {
-                t.remove(k.as_slice())?;
-            }
-            doomed.len()
-        };
+        let n = end_sessions_of(&txn, username, keep)?;
         txn.commit()?;
         Ok(n)
     }
+}
+
+/// Ends every session of `username` but `keep`, in `txn`; answers how many.
+pub(super) fn end_sessions_of(
+    txn: &redb::WriteTransaction,
+    username: &str,
+    keep: Option<&[u8; 32]>,
+) -> Result<usize, StoreError> {
+    let mut t = txn.open_table(SESSIONS)?;
+    let mut doomed = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        let s: Session = decode("session", v.value())?;
+        if s.username == username && keep.is_none_or(|h| h.as_slice() != k.value()) {
+            doomed.push(k.value().to_vec());
+        }
+    }
+    for k in &doomed {
+        t.remove(k.as_slice())?;
+    }
+    Ok(doomed.len())
 }

@@ -25,10 +25,20 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-/// Only a local path is followed after sign-in (no open redirect).
+/// Only a local path is followed after sign-in (no open redirect). Browsers drop tabs and
+/// newlines from a `Location` and read `\\` as `/`, so `/\t/evil.example` would become
+/// `//evil.example`: any whitespace, control character or backslash sends the user home.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n
+                    .chars()
+                    .any(|c| c == '\\' || c.is_whitespace() || c.is_control()) =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -56,9 +66,7 @@ pub async fn login_form(q: web::Query<NextQuery>) -> WebResult<HttpResponse> {
 pub async fn login(state: State, req: HttpRequest, form: PostForm) -> WebResult<HttpResponse> {
     form.same_site()?;
     let username = form.trimmed("username");
-    let addr = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_string(), |a| a.ip().to_string());
+    let addr = crate::access_log::peer_ip(&req);
     match state.login(&username, &form.text("password"), &addr).await {
         Ok((id, _)) => {
             let secure = req.connection_info().scheme() == "https";
@@ -126,4 +134,29 @@ pub fn see_other(to: impl Into<String>) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header(("Location", to.into()))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_a_plain_local_path_is_followed_after_sign_in() {
+        assert_eq!(
+            safe_next(Some("/envs/production/runs?state=failed")),
+            "/envs/production/runs?state=failed"
+        );
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "/ /x",
+            "/\u{7f}/x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

@@ -282,9 +282,55 @@ async fn login_makes_a_new_session_and_logout_ends_it() {
     assert_eq!(b.get("/account").await.0, 303, "the other session ended");
 }
 
+/// An admin's password reset ends the user's sessions; deleting a user ends them too (a user
+/// made again with the same name does not inherit them); the last admin stays admin.
+#[tokio::test]
+async fn a_reset_or_deleted_user_loses_their_sessions() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    server
+        .user(&admin, "bob", json!({"production": "viewer"}), false)
+        .await;
+    let mut bob = Visitor::new(&server);
+    assert_eq!(bob.login("bob", "bob-password").await.0, 303);
+    assert_eq!(bob.get("/account").await.0, 200);
+    let (s, b) = admin
+        .put(
+            "/api/v1/users/bob",
+            json!({"password": "reset-by-admin-1", "roles": {"production": "viewer"}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        bob.get("/account").await.0,
+        303,
+        "the reset ended the session"
+    );
+
+    assert_eq!(bob.login("bob", "reset-by-admin-1").await.0, 303);
+    assert_eq!(admin.delete("/api/v1/users/bob").await.0, 204);
+    server
+        .user(&admin, "bob", json!({"production": "viewer"}), false)
+        .await;
+    assert_eq!(
+        bob.get("/account").await.0,
+        303,
+        "a new bob does not inherit the old bob's session"
+    );
+
+    let (s, b) = admin
+        .put("/api/v1/users/admin", json!({"admin": false, "roles": {}}))
+        .await;
+    assert_eq!(s, 409, "the last admin: {b}");
+    let (_, me) = admin.get("/api/v1/users/admin").await;
+    assert_eq!(me["admin"], true, "{me}");
+}
+
 #[tokio::test]
 async fn repeated_wrong_passwords_are_throttled_then_forgiven_by_time_only() {
     let server = Server::start().await;
+    // Taken first: once the account is throttled, a token request is refused too.
+    let admin = server.admin().await;
     let mut v = Visitor::new(&server);
     for _ in 0..5 {
         assert_eq!(v.login("admin", "wrong-password").await.0, 401);
@@ -295,11 +341,29 @@ async fn repeated_wrong_passwords_are_throttled_then_forgiven_by_time_only() {
         "the account is throttled, even with the right password"
     );
     // Another account from the same address is not locked by it.
-    let admin = server.admin().await;
     server
         .user(&admin, "bob", json!({"production": "viewer"}), false)
         .await;
     assert_eq!(v.login("bob", "bob-password").await.0, 303);
+}
+
+/// `POST /api/v1/tokens` signs in by password too, so it shares the sign-in throttle: it
+/// cannot be used to guess without limit, and an account locked there is locked for the
+/// pages as well.
+#[tokio::test]
+async fn api_token_requests_share_the_sign_in_throttle() {
+    let server = Server::start().await;
+    let ask = |password: &str| {
+        let body = json!({"username": "admin", "password": password, "label": "t"});
+        server.call("POST", "/api/v1/tokens", None, Some(body))
+    };
+    for _ in 0..5 {
+        assert_eq!(ask("wrong-password").await.0, 401);
+    }
+    let (s, b) = ask(ADMIN_PASSWORD).await;
+    assert_eq!(s, 429, "throttled even with the right password: {b}");
+    let mut v = Visitor::new(&server);
+    assert_eq!(v.login("admin", ADMIN_PASSWORD).await.0, 429);
 }
 
 #[tokio::test]
