@@ -418,3 +418,66 @@ async fn an_operator_sees_no_run_another_task_and_keeps_the_stored_chain() {
     assert_eq!(resp.status().as_u16(), 403);
     d.quit().await;
 }
+
+/// A chain typed only in the advanced JSON, previewed, then saved: the preview brings the
+/// fields in step with the JSON (its typed secret carried sealed, not shown), and the save
+/// stores that chain rather than the empty fields.
+#[tokio::test]
+async fn json_typed_chain_survives_preview_then_save() {
+    let _one = ONE_BROWSER.lock().await;
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    seed(&admin).await;
+    server
+        .user(&admin, "ivy", json!({"training": "integration"}), false)
+        .await;
+    let d = start_browser(false).await;
+    let b = &d.browser;
+    login(b, &server.url, "ivy", "ivy-password").await;
+    b.goto(&format!("{}/envs/training/schedules/new", server.url))
+        .await
+        .unwrap();
+    wait_css(b, "#chain_json").await;
+    fill(b, "#name", "JSON only").await;
+    select(b, "#kind", "noop").await;
+    let typed = r#"{"customerId": "production", "name": "nightly-upload", "params": [{"name": "Password", "value": "json-typed-secret-5", "encrypt": true}]}"#;
+    click(b, "details.advanced summary").await;
+    fill(b, "#chain_json", typed).await;
+    click(b, "#preview").await;
+    wait_css(b, "#preview-result").await;
+    let html = b.source().await.unwrap();
+    assert!(
+        !html.contains("json-typed-secret-5"),
+        "the typed secret is not shown"
+    );
+    let chain: Value = b
+        .execute(
+            "return document.querySelector('select[name=h0_chain]').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(chain, "nightly-upload", "the fields follow the JSON");
+    click(b, "#save").await;
+    wait_css(b, "p.flash").await;
+    let (_, list) = admin.get("/api/v1/envs/training/schedules").await;
+    let saved = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "JSON only")
+        .expect("saved")
+        .clone();
+    let text = param_of(&saved, "async-TaskChain")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stored: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(stored["name"], "nightly-upload", "{stored}");
+    assert_eq!(
+        stored["params"][0],
+        json!({"name": "Password", "value": null, "is_set": true, "encrypt": true}),
+        "the typed secret was saved (sealed): {stored}"
+    );
+    d.quit().await;
+}

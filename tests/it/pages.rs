@@ -387,6 +387,31 @@ async fn pages_carry_the_security_headers() {
     assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
 }
 
+/// A parameter the kind declares secret (ftp-upload's `Password`) comes back sealed even
+/// when its Encrypt box was not ticked.
+#[tokio::test]
+async fn a_typed_kind_secret_comes_back_sealed_without_its_box_ticked() {
+    let server = Server::start().await;
+    let mut v = Visitor::new(&server);
+    v.login("admin", ADMIN_PASSWORD).await;
+    let csrf = v.csrf().await;
+    let form = format!(
+        "csrf={csrf}&name=Upload&kind=ftp-upload&enabled=on&trigger_type=cron&cron_expr=61+*+*+*+*\
+         &p0_name=Password&p0_value=typed-ftp-password-77\
+         &timeout_seconds=600&max_attempts=1&backoff_seconds=30&overlap=allow&catch_up=skip&action=save"
+    );
+    let (s, page) = v.post("/envs/production/schedules/new", &form).await;
+    assert_eq!(s, 422, "the cron expression is refused: {page}");
+    assert!(
+        !page.contains("typed-ftp-password-77"),
+        "a typed secret comes back sealed, never as text"
+    );
+    assert!(
+        page.contains("entered, not saved yet"),
+        "it is carried: {page}"
+    );
+}
+
 #[tokio::test]
 async fn a_refused_form_comes_back_with_the_input_and_the_messages() {
     let server = Server::start().await;

@@ -111,7 +111,7 @@ fn chain_fields(s: &Schedule) -> (Vec<HopRow>, String) {
 }
 
 /// A row a hop of a parsed chain, each with blank rows for more parameters.
-fn hop_rows(parsed: &spec::ChainSpec, env: &str) -> Vec<HopRow> {
+pub(super) fn hop_rows(parsed: &spec::ChainSpec, env: &str) -> Vec<HopRow> {
     parsed
         .hops
         .iter()

@@ -112,6 +112,9 @@ async fn submit(
     open_carries(&mut f, &state.keyring, &carry_place(&env, &me));
     let chain = chain_to_save(&form, &f, &env, &me)?;
     let input = input_from(&f, chain);
+    if json_edited(&form) {
+        rows_from_json(&mut f, &env);
+    }
     if form.get("action") == Some("preview") {
         let preview = state.preview_unsaved(&me.user, &env, id, input).await?;
         let args = PageArgs {
@@ -172,10 +175,26 @@ fn save(
     }
 }
 
+/// Whether the advanced JSON was changed from what the page showed.
+fn json_edited(form: &PostForm) -> bool {
+    form.text("chain_json").trim() != form.text("chain_json_original").trim()
+}
+
+/// For showing the form again after the advanced JSON was edited: the fields are rebuilt
+/// from that JSON (and the JSON composed from them), so fields and JSON agree and a second
+/// submit sends what the first one did. Secrets typed in the JSON become field values,
+/// which are carried back sealed like any typed secret. JSON that does not parse stays as
+/// it was.
+fn rows_from_json(f: &mut FormState, env: &str) {
+    if let Ok(parsed) = crate::chain::spec::parse(&f.chain_json, crate::chain::spec::Origin::User) {
+        f.hops = from_schedule::hop_rows(&parsed, env);
+        f.chain_json.clear();
+    }
+}
+
 /// The advanced JSON wins when it was edited; otherwise the fields describe the chain.
 fn chosen_chain(form: &PostForm, f: &FormState, env: &str) -> Option<String> {
-    let edited = form.text("chain_json").trim() != form.text("chain_json_original").trim();
-    if edited {
+    if json_edited(form) {
         let text = form.text("chain_json");
         return (!text.trim().is_empty()).then_some(text);
     }

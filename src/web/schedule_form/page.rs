@@ -155,6 +155,13 @@ fn ready_to_show(f: &mut FormState, state: &State, me: &SignedIn, env: &str) {
     if f.params.last().is_none_or(|p| !p.name.is_empty()) {
         add_blank_params(&mut f.params);
     }
+    // A value the kind declares secret is stored sealed whether or not its box was ticked,
+    // so it is shown (and carried back sealed) as one.
+    if let Some(spec) = state.kinds.get(&f.kind).map(|k| k.spec()) {
+        for p in f.params.iter_mut() {
+            p.encrypt |= spec.param(&p.name).is_some_and(|d| d.secret);
+        }
+    }
     seal_carries(f, &state.keyring, &carry_place(env, me));
     f.chain_json = if f.chain_json.trim().is_empty() {
         compose_chain(&f.hops, env).unwrap_or_default()
