@@ -23,22 +23,45 @@ struct UsersPage {
     users: Vec<User>,
     envs: Vec<String>,
     error: String,
+    /// The user the form edits (its fields filled with their admin flag and roles), or
+    /// `None` for a new one: an update sends every field, so it must start from what is
+    /// stored, not from blanks that would take the user's roles away.
+    editing: Option<User>,
 }
 
 impl UsersPage {
     pub fn role_of(&self, u: &User, env: &str) -> &'static str {
         u.roles.get(env).map_or("", |r| r.as_str())
     }
+
+    /// The role the form shows for `env`.
+    pub fn form_role(&self, env: &str) -> &'static str {
+        self.editing.as_ref().map_or("", |u| self.role_of(u, env))
+    }
 }
 
-pub async fn users(state: State, me: SignedIn) -> WebResult<HttpResponse> {
-    render_users(&state, &me, String::new(), StatusCode::OK)
+#[derive(Deserialize)]
+pub struct UsersQuery {
+    edit: Option<String>,
+}
+
+pub async fn users(
+    state: State,
+    me: SignedIn,
+    q: web::Query<UsersQuery>,
+) -> WebResult<HttpResponse> {
+    let editing = match q.edit.as_deref().filter(|n| !n.is_empty()) {
+        Some(name) => Some(state.user(&me.user, name)?),
+        None => None,
+    };
+    render_users(&state, &me, String::new(), editing, StatusCode::OK)
 }
 
 fn render_users(
     state: &State,
     me: &SignedIn,
     error: String,
+    editing: Option<User>,
     status: StatusCode,
 ) -> WebResult<HttpResponse> {
     let users = state.users(&me.user)?;
@@ -53,6 +76,7 @@ fn render_users(
         users,
         envs,
         error,
+        editing,
     };
     Ok(html(page.render(), status))
 }
@@ -60,9 +84,10 @@ fn render_users(
 /// Creates a user, or updates one (`existing` = their name) with roles per environment.
 pub async fn save_user(state: State, me: SignedIn, form: PostForm) -> WebResult<HttpResponse> {
     form.verify(&me)?;
-    // A name that exists is an update (an empty password keeps theirs); a new one a create.
+    // The Edit form updates (an empty password keeps theirs); the Add form only creates, so
+    // a name that exists is refused there rather than overwritten from blank fields.
     let name = form.trimmed("username");
-    let existing = state.store.user(&name)?.map(|u| u.username);
+    let existing = (form.text("mode") == "update").then(|| name.clone());
     let mut roles = BTreeMap::new();
     for env in state.store.environments()? {
         let r = form.text(&format!("role_{}", env.id));
@@ -86,7 +111,12 @@ pub async fn save_user(state: State, me: SignedIn, form: PostForm) -> WebResult<
                     .map(|x| format!("{}: {}", x.field, x.message))
                     .collect::<Vec<_>>()
                     .join("; ");
-            render_users(&state, &me, msg, StatusCode::UNPROCESSABLE_ENTITY)
+            let editing = state.store.user(&name)?;
+            render_users(&state, &me, msg, editing, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(ServiceError::Conflict { message, .. }) => {
+            let editing = existing.and_then(|n| state.store.user(&n).ok().flatten());
+            render_users(&state, &me, message, editing, StatusCode::CONFLICT)
         }
         Err(e) => Err(WebError::Service(e)),
     }

@@ -1,6 +1,7 @@
 //! Posted forms: read with the body limit, checked for the session's CSRF token and a
 //! same-site origin before anything is done.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -12,10 +13,26 @@ use super::error::WebError;
 use super::layout::SignedIn;
 use crate::service::ServiceError;
 
-/// A form's fields in order (repeated names kept).
+/// A form's fields in order (repeated names kept), with the first value of each name
+/// indexed: a form of many rows is read in time proportional to its size.
 pub struct PostForm {
     pairs: Vec<(String, String)>,
+    first: HashMap<String, usize>,
     same_site: bool,
+}
+
+impl PostForm {
+    fn new(pairs: Vec<(String, String)>, same_site: bool) -> Self {
+        let mut first = HashMap::with_capacity(pairs.len());
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            first.entry(k.clone()).or_insert(i);
+        }
+        PostForm {
+            pairs,
+            first,
+            same_site,
+        }
+    }
 }
 
 impl FromRequest for PostForm {
@@ -41,7 +58,7 @@ impl FromRequest for PostForm {
                         "the form could not be read: {e}"
                     )))
                 })?;
-            Ok(PostForm { pairs, same_site })
+            Ok(PostForm::new(pairs, same_site))
         })
     }
 }
@@ -88,10 +105,8 @@ impl PostForm {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        let i = *self.first.get(name)?;
+        self.pairs.get(i).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self, name: &str) -> String {

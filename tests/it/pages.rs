@@ -465,3 +465,44 @@ async fn a_bad_history_date_names_its_own_field() {
         assert!(page.contains("is not a date (YYYY-MM-DD)"), "{page}");
     }
 }
+
+/// The users page edits a user from their stored values, so an update (a password reset)
+/// keeps their roles; the Add form refuses a name that exists instead of overwriting it.
+#[tokio::test]
+async fn updating_a_user_on_the_page_keeps_what_was_not_changed() {
+    let server = Server::start().await;
+    let admin = server.admin().await;
+    server
+        .user(&admin, "bob", json!({"production": "operator"}), false)
+        .await;
+    let mut v = Visitor::new(&server);
+    v.login("admin", ADMIN_PASSWORD).await;
+    let (s, page) = v.get("/admin/users?edit=bob").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("Update bob") && page.contains(r#"<option value="operator" selected>"#),
+        "the form starts from bob's roles: {page}"
+    );
+    // What the Edit form posts when only the password is typed.
+    let csrf = v.csrf().await;
+    let (s, page) = v
+        .post(
+            "/admin/users",
+            &format!("csrf={csrf}&username=bob&mode=update&password=new-pass-for-bob&role_production=operator"),
+        )
+        .await;
+    assert_eq!(s, 303, "{page}");
+    let (_, bob) = admin.get("/api/v1/users/bob").await;
+    assert_eq!(bob["roles"], json!({"production": "operator"}), "{bob}");
+    // The Add form with bob's name: refused, nothing changed.
+    let (s, page) = v
+        .post(
+            "/admin/users",
+            &format!("csrf={csrf}&username=bob&password=other-pass-1"),
+        )
+        .await;
+    assert_eq!(s, 409, "{page}");
+    assert!(page.contains("already exists"), "{page}");
+    let (_, again) = admin.get("/api/v1/users/bob").await;
+    assert_eq!(again, bob);
+}
