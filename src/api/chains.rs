@@ -219,15 +219,19 @@ pub async fn download_upload(
     )?))
 }
 
+/// A file as a download. The name is cleaned for the header: quotes, backslashes and
+/// control characters (a CR or LF would make the header invalid) are dropped.
 pub fn attachment(d: Download) -> HttpResponse {
+    let name: String = d
+        .name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
     HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header((
             "Content-Disposition",
-            format!(
-                "attachment; filename=\"{}\"",
-                d.name.replace(['"', '\r', '\n'], "")
-            ),
+            format!("attachment; filename=\"{name}\""),
         ))
         .body(d.bytes)
 }

@@ -67,8 +67,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let (status, code, details) = self.parts();
         let message = match &self.0 {
-            // The cause is in the server log; the client gets no internals.
-            ServiceError::Internal(_) => "internal error; see the server log".to_string(),
+            // The cause goes to the server log; the client gets no internals.
+            ServiceError::Internal(cause) => {
+                tracing::error!("internal error: {cause}");
+                "internal error; see the server log".to_string()
+            }
             other => other.to_string(),
         };
         let mut resp = HttpResponse::build(status);

@@ -143,11 +143,8 @@ pub async fn download(
 ) -> ApiResult<HttpResponse> {
     let (env, name) = path.into_inner();
     let (meta, bytes) = state.download_file(&caller.0, &env, &name)?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{}\"", meta.name.replace('"', "")),
-        ))
-        .body(bytes))
+    Ok(super::chains::attachment(crate::service::Download {
+        name: meta.name,
+        bytes,
+    }))
 }

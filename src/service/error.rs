@@ -60,10 +60,8 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound(what) => ServiceError::NotFound(what),
             StoreError::Conflict(msg) => ServiceError::conflict(msg),
-            other => {
-                tracing::error!("store: {other}");
-                ServiceError::Internal(other.to_string())
-            }
+            // Logged where it is answered (api/error.rs, web/error.rs), once.
+            other => ServiceError::Internal(format!("store: {other}")),
         }
     }
 }
@@ -74,10 +72,7 @@ impl From<EngineError> for ServiceError {
             EngineError::Busy => ServiceError::conflict(e.to_string()),
             EngineError::WrongState(s) => ServiceError::conflict(format!("the run is {s}")),
             EngineError::Store(s) => s.into(),
-            EngineError::Crypto(c) => {
-                tracing::error!("crypto: {c}");
-                ServiceError::Internal(c.to_string())
-            }
+            EngineError::Crypto(c) => ServiceError::Internal(format!("crypto: {c}")),
         }
     }
 }

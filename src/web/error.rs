@@ -85,7 +85,8 @@ impl ResponseError for WebError {
         }
         let (status, title) = self.status_and_title();
         let message = match self {
-            WebError::Service(ServiceError::Internal(_)) => {
+            WebError::Service(ServiceError::Internal(cause)) => {
+                tracing::error!("internal error: {cause}");
                 "internal error; see the server log".to_string()
             }
             WebError::Service(ServiceError::Validation(p)) => {

@@ -137,9 +137,15 @@ where
         Error = actix_web::Error,
     >,
 {
-    srv.call(req).map(|res| {
+    // Pages and answers can hold a new API token or typed values: never kept in a cache.
+    // The embedded static files may be.
+    let cacheable = req.path().starts_with("/static/");
+    srv.call(req).map(move |res| {
         res.map(|mut r| {
             let h = r.headers_mut();
+            if !cacheable {
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
             let set = |h: &mut header::HeaderMap, k: &'static str, v: &'static str| {
                 h.insert(header::HeaderName::from_static(k), HeaderValue::from_static(v));
             };

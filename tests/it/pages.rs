@@ -385,6 +385,22 @@ async fn pages_carry_the_security_headers() {
         "{csp}"
     );
     assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(
+        h.get("cache-control").unwrap(),
+        "no-store",
+        "pages are never cached"
+    );
+    let css = v
+        .http
+        .get(format!("{}/static/baton.css", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        css.headers().get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("no-store"),
+        "the embedded assets may be"
+    );
 }
 
 /// A parameter the kind declares secret (ftp-upload's `Password`) comes back sealed even
