@@ -397,7 +397,9 @@ async fn pages_carry_the_security_headers() {
         .await
         .unwrap();
     assert_ne!(
-        css.headers().get("cache-control").map(|v| v.to_str().unwrap()),
+        css.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
         Some("no-store"),
         "the embedded assets may be"
     );
