@@ -122,10 +122,23 @@ impl ResponseError for WebError {
     }
 }
 
+/// Percent-encodes `s` for a query value (`/` kept, as in a `next=/path`).
 pub fn urlencode(s: &str) -> String {
+    percent_encode(s, true)
+}
+
+/// Percent-encodes `s` as one path segment (`/` encoded too).
+pub fn path_segment(s: &str) -> String {
+    percent_encode(s, false)
+}
+
+fn percent_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

@@ -20,6 +20,8 @@ const GRAPH_LIMIT: usize = 60;
 
 pub struct ParamLine {
     pub name: String,
+    /// The name as a path segment (a name may hold `?`, `/` or `#`).
+    pub name_in_path: String,
     pub value: Option<String>,
     /// A file token: downloadable from the run.
     pub file: bool,
@@ -121,6 +123,7 @@ fn param_lines(run: &Run, sees_chain: bool) -> Vec<ParamLine> {
         .filter(|p| sees_chain || p.name != TASK_CHAIN_PARAM)
         .map(|p| ParamLine {
             name: p.name.clone(),
+            name_in_path: crate::web::error::path_segment(&p.name),
             value: match &p.value {
                 ParamValue::Plain(v) if p.name == TASK_CHAIN_PARAM => Some(
                     crate::chain::spec::parse(v, crate::chain::spec::Origin::Stored)
