@@ -384,3 +384,24 @@ fn jittered(base: Duration) -> chrono::Duration {
     let delay = base.mul_f64(factor).min(MAX_RETRY_DELAY);
     chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Design §7: ±20 % jitter, never past an hour (the base delay is already capped at an
+    /// hour, so the jitter is what could push it over).
+    #[test]
+    fn a_retry_waits_at_most_an_hour_with_its_jitter() {
+        for _ in 0..1000 {
+            let long = jittered(Duration::from_secs(3600));
+            assert!(long <= chrono::Duration::hours(1), "{long}");
+            assert!(long >= chrono::Duration::minutes(48), "{long}");
+            let short = jittered(Duration::from_secs(100));
+            assert!(
+                (80_000..=120_000).contains(&short.num_milliseconds()),
+                "{short}"
+            );
+        }
+    }
+}
