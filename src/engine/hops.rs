@@ -90,7 +90,6 @@ impl Engine {
         let now = self.clock.now();
         let env = hop.customer_id.clone().unwrap_or_else(|| run.env.clone());
         let refuse = |planned: &mut PlannedHops, message: String| {
-            self.metrics.hops_refused.fetch_add(1, Ordering::Relaxed);
             planned.hops.audit.push(self.audit_hop(
                 run,
                 "chain.refused",
@@ -112,7 +111,6 @@ impl Engine {
                 overlap,
                 token,
             }) => {
-                self.metrics.hops_fired.fetch_add(1, Ordering::Relaxed);
                 planned.hops.audit.push(self.audit_hop(
                     run,
                     "chain.hop",
@@ -194,8 +192,6 @@ impl Engine {
                             a.detail = message.into();
                         }
                     }
-                    self.metrics.hops_fired.fetch_sub(1, Ordering::Relaxed);
-                    self.metrics.hops_refused.fetch_add(1, Ordering::Relaxed);
                     planned.hops.chain_errors.push(ChainError {
                         hop: child.parent_hop.unwrap_or(0),
                         env: child.env.clone(),
@@ -222,18 +218,17 @@ impl Engine {
         planned.admitted = kept_admitted;
     }
 
-    /// After the commit: claimed runs start, the others wait; a failed commit gives the
-    /// admissions back.
+    /// After the commit: the hops are counted, claimed runs start, the others wait; a
+    /// failed commit fired and refused nothing, and gives the admissions back.
     pub(super) fn hops_committed(self: &Arc<Self>, planned: PlannedHops, committed: bool) {
-        if !committed {
-            // Counted when planned; a failed commit fired and refused nothing.
+        if committed {
             let (fired, refused) = (planned.hops.started.len(), planned.hops.chain_errors.len());
             self.metrics
                 .hops_fired
-                .fetch_sub(fired as u64, Ordering::Relaxed);
+                .fetch_add(fired as u64, Ordering::Relaxed);
             self.metrics
                 .hops_refused
-                .fetch_sub(refused as u64, Ordering::Relaxed);
+                .fetch_add(refused as u64, Ordering::Relaxed);
         }
         for (child, (overlap, claimed, _)) in planned.hops.started.into_iter().zip(planned.admitted)
         {

@@ -124,6 +124,9 @@ impl Engine {
                         error,
                     })
                     .await?;
+                self.metrics
+                    .hops_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(Refired::Refused(message))
             }
         }
