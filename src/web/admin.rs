@@ -103,23 +103,25 @@ pub async fn save_user(state: State, me: SignedIn, form: PostForm) -> WebResult<
         roles: Some(roles),
         created_at: None,
     };
-    match state.save_user(&me.user, input, existing.as_deref()).await {
-        Ok(_) => Ok(see_other("/admin/users")),
+    let (msg, status) = match state.save_user(&me.user, input, existing.as_deref()).await {
+        Ok(_) => return Ok(see_other("/admin/users")),
         Err(ServiceError::Validation(p)) => {
             let msg =
                 p.0.iter()
                     .map(|x| format!("{}: {}", x.field, x.message))
                     .collect::<Vec<_>>()
                     .join("; ");
-            let editing = state.store.user(&name)?;
-            render_users(&state, &me, msg, editing, StatusCode::UNPROCESSABLE_ENTITY)
+            (msg, StatusCode::UNPROCESSABLE_ENTITY)
         }
-        Err(ServiceError::Conflict { message, .. }) => {
-            let editing = existing.and_then(|n| state.store.user(&n).ok().flatten());
-            render_users(&state, &me, message, editing, StatusCode::CONFLICT)
-        }
-        Err(e) => Err(WebError::Service(e)),
-    }
+        Err(ServiceError::Conflict { message, .. }) => (message, StatusCode::CONFLICT),
+        Err(e) => return Err(WebError::Service(e)),
+    };
+    // Shown again as posted: the Edit form for the user it updated, else the Add form.
+    let editing = match &existing {
+        Some(n) => state.store.user(n)?,
+        None => None,
+    };
+    render_users(&state, &me, msg, editing, status)
 }
 
 pub async fn delete_user(
