@@ -66,14 +66,13 @@ pub(super) fn seal_carries(f: &mut FormState, keyring: &Keyring, place: &Place<'
     }
 }
 
-/// The advanced JSON as a re-rendered form shows it: encrypted literals masked.
+/// The advanced JSON as a re-rendered form shows it: every value marked `encrypt` masked,
+/// as a save seals every such value whole (`service::chaining`).
 pub(super) fn masked_chain_text(text: &str) -> String {
     match spec::parse(text, spec::Origin::User) {
         Ok(mut parsed) => {
             for hp in parsed.hops.iter_mut().flat_map(|h| h.params.iter_mut()) {
-                if hp.encrypt
-                    && matches!(&hp.value, HopValue::Text(t) if crate::chain::dynamic::tokens(t).is_empty())
-                {
+                if hp.encrypt && matches!(hp.value, HopValue::Text(_)) {
                     hp.value = HopValue::Keep;
                 }
             }
