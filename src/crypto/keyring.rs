@@ -19,6 +19,17 @@ pub struct Place<'a> {
     pub name: &'a str,
 }
 
+/// The `record` of a run's parameter: one format, so that a value sealed in one place opens
+/// in another.
+pub fn run_record(id: uuid::Uuid) -> String {
+    format!("run:{id}")
+}
+
+/// The `record` of a schedule's parameter (and of the sealed literals in its chain text).
+pub fn schedule_record(id: uuid::Uuid) -> String {
+    format!("schedule:{id}")
+}
+
 impl Place<'_> {
     fn aad(&self) -> Vec<u8> {
         format!("baton/v1\0{}\0{}\0{}", self.env, self.record, self.name).into_bytes()

@@ -5,7 +5,7 @@
 mod keyring;
 mod master;
 
-pub use keyring::{Keyring, Place, WrappedKey};
+pub use keyring::{run_record, schedule_record, Keyring, Place, WrappedKey};
 pub use master::MasterKey;
 
 use aes_gcm::aead::{Aead, Payload};

@@ -201,7 +201,7 @@ impl Engine {
             HopValue::Sealed(s) => {
                 let place = Place {
                     env: &run.env,
-                    record: format!("schedule:{}", run.schedule_id),
+                    record: crate::crypto::schedule_record(run.schedule_id),
                     name: &spec::sealed_literal_name(i, &hp.name),
                 };
                 let opened = self.keyring.open(&place, s).map_err(|e| e.to_string())?;
@@ -235,7 +235,7 @@ impl Engine {
         let value = if hp.encrypt || secret || file_token.is_some() {
             let place = Place {
                 env: target_env,
-                record: format!("run:{child}"),
+                record: crate::crypto::run_record(child),
                 name: &hp.name,
             };
             let sealed = self
@@ -256,7 +256,7 @@ impl Engine {
 
     /// The source run's own parameters, opened, each with whether it is secret.
     fn source_params(&self, run: &Run, globals: &Globals) -> HashMap<String, (String, bool)> {
-        let record = format!("run:{}", run.id);
+        let record = crate::crypto::run_record(run.id);
         let mut out = HashMap::new();
         for p in run.params.iter().filter(|p| p.name != TASK_CHAIN_PARAM) {
             let v = match &p.value {

@@ -59,8 +59,8 @@ impl Engine {
     /// The schedule's parameters as run `id` holds them: a sealed value is opened from the
     /// schedule's place and sealed again for the run's, so neither can be moved to the other.
     fn params_for_run(&self, schedule: &Schedule, id: Uuid) -> Result<Vec<RunParam>, EngineError> {
-        let schedule_record = format!("schedule:{}", schedule.id);
-        let run_record = format!("run:{id}");
+        let schedule_record = crate::crypto::schedule_record(schedule.id);
+        let run_record = crate::crypto::run_record(id);
         let mut params = Vec::with_capacity(schedule.params.len());
         for p in &schedule.params {
             let value = match &p.value {

@@ -323,7 +323,7 @@ impl Engine {
     /// given literally (run-now, a hop, a retry) are never expanded.
     fn prepare_params(&self, run: &Run) -> Result<HashMap<String, Zeroizing<String>>, String> {
         let globals = self.globals_for(run);
-        let record = format!("run:{}", run.id);
+        let record = crate::crypto::run_record(run.id);
         let mut out = HashMap::with_capacity(run.params.len());
         for p in run.params.iter().filter(|p| p.name != TASK_CHAIN_PARAM) {
             let value = match &p.value {

@@ -66,7 +66,7 @@ impl Service {
                 let name = spec::sealed_literal_name(i, &hp.name);
                 let place = Place {
                     env: &schedule.env,
-                    record: format!("schedule:{}", schedule.id),
+                    record: crate::crypto::schedule_record(schedule.id),
                     name: &name,
                 };
                 let sealed = self.keyring.seal(&place, t).map_err(|e| e.to_string())?;

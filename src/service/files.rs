@@ -187,7 +187,7 @@ impl Service {
         };
         let place = Place {
             env,
-            record: format!("run:{run_id}"),
+            record: crate::crypto::run_record(run_id),
             name,
         };
         let token = self

@@ -168,7 +168,7 @@ impl Service {
         let value = if secret {
             let place = Place {
                 env: &run.env,
-                record: format!("run:{}", run.id),
+                record: crate::crypto::run_record(run.id),
                 name: &name,
             };
             let sealed = self
@@ -360,7 +360,7 @@ impl Service {
         for p in &from.params {
             let dst = Place {
                 env: &from.env,
-                record: format!("run:{to}"),
+                record: crate::crypto::run_record(to),
                 name: &p.name,
             };
             let old_token = match p.file_token {
@@ -380,7 +380,7 @@ impl Service {
                 (ParamValue::Sealed(s), None) => {
                     let src = Place {
                         env: &from.env,
-                        record: format!("run:{}", from.id),
+                        record: crate::crypto::run_record(from.id),
                         name: &p.name,
                     };
                     let plain = self.keyring.open(&src, s).map_err(internal)?;

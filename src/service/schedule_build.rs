@@ -171,7 +171,7 @@ impl Service {
                 || (!integration && stored.is_some_and(ParamValue::is_sealed));
             let place = Place {
                 env: &env.id,
-                record: format!("schedule:{id}"),
+                record: crate::crypto::schedule_record(id),
                 name: &row.name,
             };
             let given = (secret, row.value);
