@@ -5,7 +5,6 @@ use std::path::Path;
 use super::{Config, Service, ServiceError};
 use crate::chain::spec::{self, HopValue};
 use crate::crypto::{Keyring, MasterKey, Place};
-use crate::domain::Schedule;
 use crate::store::Reseal;
 
 /// Alone: a new data key for every environment and every sealed value re-sealed under it.
@@ -62,7 +61,7 @@ pub fn rotate_keys(
                     .map_err(|e| e.to_string())
                 };
             let chain_text =
-                |schedule: &Schedule, text: &str| reseal_chain_text(&old, schedule, text);
+                |env: &str, record: &str, text: &str| reseal_chain_text(&old, env, record, text);
             let both = Reseal {
                 value: &reseal,
                 chain_text: &chain_text,
@@ -76,25 +75,26 @@ pub fn rotate_keys(
     }
 }
 
-/// Re-seals the sealed values inside a stored `async-TaskChain` text under the keyring's
-/// newest data key of the schedule's environment; the rest of the text is kept as stored.
+/// Re-seals the sealed values inside a stored `async-TaskChain` text (of the schedule whose
+/// place is `env`, `record`) under the keyring's newest data key of that environment; the
+/// rest of the text is kept as stored.
 fn reseal_chain_text(
     keyring: &Keyring,
-    schedule: &Schedule,
+    env: &str,
+    record: &str,
     text: &str,
 ) -> Result<(String, usize), String> {
     let mut spec = spec::parse(text, spec::Origin::Stored).map_err(|p| {
         p.0.first()
             .map_or_else(|| "unreadable".to_string(), |x| x.message.clone())
     })?;
-    let record = format!("schedule:{}", schedule.id);
     let mut count = 0;
     for (i, hop) in spec.hops.iter_mut().enumerate() {
         for hp in &mut hop.params {
             if let HopValue::Sealed(sealed) = &hp.value {
                 let place = Place {
-                    env: &schedule.env,
-                    record: record.clone(),
+                    env,
+                    record: record.to_string(),
                     name: &spec::sealed_literal_name(i, &hp.name),
                 };
                 let again = keyring.reseal(&place, sealed).map_err(|e| e.to_string())?;

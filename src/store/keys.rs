@@ -12,10 +12,10 @@ use crate::domain::{ParamValue, Run, Schedule, SealedValue, TASK_CHAIN_PARAM};
 /// Re-seals one value: (env, record, parameter name, sealed) → sealed anew.
 pub type Resealer<'a> = &'a dyn Fn(&str, &str, &str, &SealedValue) -> Result<SealedValue, String>;
 
-/// Re-seals the sealed values inside a schedule's stored `async-TaskChain` text: (schedule,
-/// text) → the new text and how many values it re-sealed. The store does not parse chain
-/// text itself (that is `chain`'s, which sits above the store).
-pub type ChainResealer<'a> = &'a dyn Fn(&Schedule, &str) -> Result<(String, usize), String>;
+/// Re-seals the sealed values inside a schedule's stored `async-TaskChain` text: (env,
+/// record, text) → the new text and how many values it re-sealed. The store does not parse
+/// chain text itself (that is `chain`'s, which sits above the store).
+pub type ChainResealer<'a> = &'a dyn Fn(&str, &str, &str) -> Result<(String, usize), String>;
 
 /// What a data-key rotation re-seals with.
 #[derive(Clone, Copy)]
@@ -74,12 +74,11 @@ fn reseal_schedules(txn: &redb::WriteTransaction, reseal: Reseal<'_>) -> Result<
     for row in t.iter()? {
         let (k, v) = row?;
         let mut s: Schedule = decode("schedule", v.value())?;
-        let record = format!("schedule:{}", s.id);
+        let record = crate::crypto::schedule_record(s.id);
         let mut n = 0;
-        let before = s.clone();
         for p in &mut s.params {
             if let (TASK_CHAIN_PARAM, ParamValue::Plain(text)) = (p.name.as_str(), &p.value) {
-                let (text, sealed) = (reseal.chain_text)(&before, text).map_err(|e| {
+                let (text, sealed) = (reseal.chain_text)(&s.env, &record, text).map_err(|e| {
                     StoreError::Corrupt(format!("{record} {TASK_CHAIN_PARAM}: {e}"))
                 })?;
                 p.value = ParamValue::Plain(text);
@@ -112,7 +111,7 @@ fn reseal_runs(txn: &redb::WriteTransaction, reseal: Resealer<'_>) -> Result<usi
     for row in t.iter()? {
         let (k, v) = row?;
         let mut r: Run = decode("run", v.value())?;
-        let record = format!("run:{}", r.id);
+        let record = crate::crypto::run_record(r.id);
         let mut n = 0;
         for p in &mut r.params {
             n += usize::from(reseal_value(
