@@ -182,13 +182,12 @@ async fn seed(admin: &Client<'_>) -> String {
         .schedule("production", json!({"name": "Store partner file", "kind": "file-store", "trigger": {"type": "manual"},
             "params": [{"name": "Password", "value": "placeholder", "encrypt": true}]}))
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
+    admin
+        .chain(
+            "production",
             json!({"name": "nightly-upload", "schedule_id": template, "share_with": ["training"]}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     template
 }
 

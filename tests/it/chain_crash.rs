@@ -25,13 +25,9 @@ async fn kill_9_with_chains_in_flight_loses_and_doubles_no_hop() {
             json!({"name": "C", "kind": "noop", "trigger": {"type": "manual"}}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
-            json!({"name": "to-c", "schedule_id": c}),
-        )
+    admin
+        .chain("production", json!({"name": "to-c", "schedule_id": c}))
         .await;
-    assert_eq!(s, 201, "{b}");
     let b_id = admin
         .schedule(
             "production",
@@ -41,13 +37,9 @@ async fn kill_9_with_chains_in_flight_loses_and_doubles_no_hop() {
                            {"name": "async-TaskChain", "value": r#"{"name": "to-c"}"#}]}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
-            json!({"name": "to-b", "schedule_id": b_id}),
-        )
+    admin
+        .chain("production", json!({"name": "to-b", "schedule_id": b_id}))
         .await;
-    assert_eq!(s, 201, "{b}");
     let a = admin
         .schedule(
             "production",

@@ -29,13 +29,9 @@ async fn noop_template(admin: &Client<'_>, env: &str, name: &str) -> String {
                 "params": [{"name": "Message", "value": ""}]}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            &format!("/api/v1/envs/{env}/chains"),
-            json!({"name": name, "schedule_id": id}),
-        )
+    admin
+        .chain(env, json!({"name": name, "schedule_id": id}))
         .await;
-    assert_eq!(s, 201, "{b}");
     id
 }
 
@@ -302,13 +298,9 @@ async fn fire_time_refusals_name_their_reason() {
             json!({"name": "store", "kind": "file-store", "trigger": {"type": "manual"}}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
-            json!({"name": "store", "schedule_id": store}),
-        )
+    admin
+        .chain("production", json!({"name": "store", "schedule_id": store}))
         .await;
-    assert_eq!(s, 201, "{b}");
     let url = format!("{}/healthz", server.url);
     for (chain, param, value, words) in [
         (
@@ -361,13 +353,12 @@ async fn a_loop_stops_at_the_depth_limit() {
             json!({"name": "loop", "kind": "noop", "trigger": {"type": "manual"}}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
+    admin
+        .chain(
+            "production",
             json!({"name": "again", "schedule_id": looped}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     admin
         .edit_schedule("production", &looped, |s| {
             s["allow_loops"] = json!(true);
@@ -657,13 +648,12 @@ async fn shared_chains_list_what_is_offered() {
     let admin = server.admin().await;
     let (_source, template) = seed_example(&admin).await;
     // A chain production keeps to itself is not offered.
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
+    admin
+        .chain(
+            "production",
             json!({"name": "private", "schedule_id": template}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     admin
         .edit_schedule("production", &template, |t| {
             t["params"][2]["locked"] = json!(true) // Who
@@ -793,13 +783,9 @@ async fn a_busy_target_is_a_chain_error_until_it_is_idle() {
                 "params": [{"name": "Seconds", "value": "1"}]}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
-            json!({"name": "busy", "schedule_id": target}),
-        )
+    admin
+        .chain("production", json!({"name": "busy", "schedule_id": target}))
         .await;
-    assert_eq!(s, 201, "{b}");
     let source = noop_source(&admin, "production", r#"{"name": "busy"}"#).await;
     let first = admin.run_now("production", &target).await;
     admin
@@ -882,13 +868,12 @@ async fn a_kept_secret_does_not_follow_a_hop_to_another_target() {
     let server = Server::start().await;
     let admin = server.admin().await;
     let (source, template) = seed_example(&admin).await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
+    admin
+        .chain(
+            "production",
             json!({"name": "nightly-copy", "schedule_id": template, "share_with": ["training"]}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     let (_, stored) = admin
         .get(&format!("/api/v1/envs/training/schedules/{source}"))
         .await;
@@ -945,13 +930,12 @@ async fn an_encrypted_hop_value_is_sealed_whole_and_resolved_when_it_fires() {
                            {"name": "Env", "value": ""}]}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
+    admin
+        .chain(
+            "production",
             json!({"name": "printer", "schedule_id": template}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     let text = r#"{"name": "printer", "params": [{"name": "Env", "value": "PW=pa@@ss-@DATE@", "encrypt": true}]}"#;
     let source = noop_source(&admin, "production", text).await;
     let (_, stored) = admin
@@ -991,13 +975,12 @@ async fn a_cycle_refusal_names_no_schedule_of_an_environment_the_caller_cannot_s
             json!({"name": "Prod step", "kind": "noop", "trigger": {"type": "manual"}}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
+    admin
+        .chain(
+            "production",
             json!({"name": "back", "schedule_id": p, "share_with": ["training"]}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     // training: "Hidden training step" → back, and chain "there" → it offered to production.
     let hidden = noop_source(
         &admin,
@@ -1010,13 +993,12 @@ async fn a_cycle_refusal_names_no_schedule_of_an_environment_the_caller_cannot_s
             s["name"] = json!("Hidden training step")
         })
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/training/chains",
+    admin
+        .chain(
+            "training",
             json!({"name": "there", "schedule_id": hidden, "share_with": ["production"]}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     // Someone with a role in production only closes the cycle from P.
     let integ = server
         .user(&admin, "integ", json!({"production": "integration"}), false)

@@ -151,13 +151,12 @@ async fn save_refuses_a_bad_chain_naming_every_problem() {
     let server = Server::start().await;
     let admin = server.admin().await;
     let (source, template) = seed_example(&admin).await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
+    admin
+        .chain(
+            "production",
             json!({"name": "private", "schedule_id": template}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     let (_, t) = admin
         .get(&format!("/api/v1/envs/production/schedules/{template}"))
         .await;
@@ -237,13 +236,9 @@ async fn save_refuses_a_bad_chain_naming_every_problem() {
     assert!(b["error"]["details"][0]["column"].as_u64().is_some());
 
     // A cycle: production's template chaining back to itself through a chain.
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/training/chains",
-            json!({"name": "again", "schedule_id": source}),
-        )
+    admin
+        .chain("training", json!({"name": "again", "schedule_id": source}))
         .await;
-    assert_eq!(s, 201, "{b}");
     let (_, mut src) = admin
         .get(&format!("/api/v1/envs/training/schedules/{source}"))
         .await;

@@ -286,13 +286,9 @@ async fn keys_rotate_keeps_secrets_usable_and_replaces_the_master_key() {
     // A chain hop carrying the secret as a sealed literal in its async-TaskChain text.
     let source = {
         let admin = server.admin().await;
-        let (s, b) = admin
-            .post(
-                "/api/v1/envs/production/chains",
-                json!({"name": "check", "schedule_id": sid}),
-            )
+        admin
+            .chain("production", json!({"name": "check", "schedule_id": sid}))
             .await;
-        assert_eq!(s, 201, "{b}");
         let text = json!({"name": "check", "params": [{"name": "Env", "value": format!("PW={SECRET}"), "encrypt": true}]});
         admin
             .schedule(

@@ -98,13 +98,12 @@ async fn export_and_upload(admin: &Client<'_>, port: u16, secure: bool) -> (Stri
             ]}),
         )
         .await;
-    let (s, b) = admin
-        .post(
-            "/api/v1/envs/production/chains",
+    admin
+        .chain(
+            "production",
             json!({"name": "to-ftp", "schedule_id": upload}),
         )
         .await;
-    assert_eq!(s, 201, "{b}");
     let export = admin
         .schedule(
             "production",

@@ -198,16 +198,9 @@ async fn every_page_of_another_environment_is_not_found() {
             json!({"name": "t", "kind": "noop", "trigger": {"type": "manual"}}),
         )
         .await;
-    assert_eq!(
-        admin
-            .post(
-                "/api/v1/envs/bravo/chains",
-                json!({"name": "c", "schedule_id": template})
-            )
-            .await
-            .0,
-        201
-    );
+    admin
+        .chain("bravo", json!({"name": "c", "schedule_id": template}))
+        .await;
     server
         .user(&admin, "alma", json!({"production": "integration"}), false)
         .await;

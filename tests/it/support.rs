@@ -248,6 +248,12 @@ impl Client<'_> {
         b["id"].as_str().expect("id").to_string()
     }
 
+    /// Creates a chain in `env` (body: name, schedule_id, optional share_with …).
+    pub async fn chain(&self, env: &str, body: Value) {
+        let (s, b) = self.post(&format!("/api/v1/envs/{env}/chains"), body).await;
+        assert_eq!(s, 201, "create chain: {b}");
+    }
+
     /// Runs a schedule now; returns the run id.
     pub async fn run_now(&self, env: &str, schedule: &str) -> String {
         let (s, b) = self
@@ -342,10 +348,9 @@ pub async fn seed_example(admin: &Client<'_>) -> (String, String) {
                 {"name": "Who", "value": ""}
             ]}))
         .await;
-    let (s, b) = admin
-        .post("/api/v1/envs/production/chains", json!({"name": "nightly-upload", "schedule_id": template, "description": "partner upload", "share_with": ["training"]}))
+    admin
+        .chain("production", json!({"name": "nightly-upload", "schedule_id": template, "description": "partner upload", "share_with": ["training"]}))
         .await;
-    assert_eq!(s, 201, "{b}");
     let chain_text = format!(
         r#"{{
   "customerId": "production",          // optional: target environment
