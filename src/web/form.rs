@@ -21,20 +21,6 @@ pub struct PostForm {
     same_site: bool,
 }
 
-impl PostForm {
-    fn new(pairs: Vec<(String, String)>, same_site: bool) -> Self {
-        let mut first = HashMap::with_capacity(pairs.len());
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            first.entry(k.clone()).or_insert(i);
-        }
-        PostForm {
-            pairs,
-            first,
-            same_site,
-        }
-    }
-}
-
 impl FromRequest for PostForm {
     type Error = WebError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, WebError>>>>;
@@ -85,6 +71,18 @@ fn same_site(req: &HttpRequest) -> bool {
 }
 
 impl PostForm {
+    fn new(pairs: Vec<(String, String)>, same_site: bool) -> Self {
+        let mut first = HashMap::with_capacity(pairs.len());
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            first.entry(k.clone()).or_insert(i);
+        }
+        PostForm {
+            pairs,
+            first,
+            same_site,
+        }
+    }
+
     /// The CSRF check every POST makes first.
     pub fn verify(&self, me: &SignedIn) -> Result<(), WebError> {
         let sent = self.get("csrf").unwrap_or("");
