@@ -116,13 +116,13 @@ impl Service {
                 Ok(mut s) => {
                     let stored = stored_spec(&schedule);
                     for (i, hop) in s.hops.iter_mut().enumerate() {
-                        let target = hop.clone();
+                        let kept = kept_hop(stored.as_ref(), i, hop);
                         for hp in hop
                             .params
                             .iter_mut()
                             .filter(|hp| hp.value == HopValue::Keep)
                         {
-                            if let Some(v) = kept_value(stored.as_ref(), i, &target, &hp.name) {
+                            if let Some(v) = kept_value(kept, &hp.name) {
                                 hp.value = v;
                             }
                         }
@@ -292,19 +292,19 @@ impl Service {
     }
 }
 
-/// The value stored for parameter `name` of hop `i`, when the hop still points where it did:
-/// same place in the list, same target. A hop moved or pointed elsewhere must be given its
-/// secret again, or a secret meant for one environment would go to another.
-pub(super) fn kept_value(
-    stored: Option<&ChainSpec>,
-    i: usize,
-    hop: &Hop,
-    name: &str,
-) -> Option<HopValue> {
+/// Stored hop `i`, when the hop now at `i` still points where it did: same place in the
+/// list, same target. A hop moved or pointed elsewhere must be given its secrets again, or
+/// a secret meant for one environment would go to another.
+fn kept_hop<'a>(stored: Option<&'a ChainSpec>, i: usize, hop: &Hop) -> Option<&'a Hop> {
     stored?
         .hops
         .get(i)
-        .filter(|h| h.customer_id == hop.customer_id && h.name == hop.name)?
+        .filter(|h| h.customer_id == hop.customer_id && h.name == hop.name)
+}
+
+/// The value a kept hop stores for parameter `name`.
+fn kept_value(kept: Option<&Hop>, name: &str) -> Option<HopValue> {
+    kept?
         .params
         .iter()
         .find(|x| x.name == name)
@@ -320,13 +320,13 @@ fn take_kept_values(
     p: &mut Problems,
 ) {
     for (i, hop) in parsed.hops.iter_mut().enumerate() {
-        let target = hop.clone();
+        let kept = kept_hop(stored, i, hop);
         for hp in hop
             .params
             .iter_mut()
             .filter(|hp| hp.value == HopValue::Keep)
         {
-            match kept_value(stored, i, &target, &hp.name) {
+            match kept_value(kept, &hp.name) {
                 Some(v @ HopValue::Sealed(_)) => hp.value = v,
                 _ => p.0.push(FieldProblem {
                     field: format!("{prefix}.{}.value", hp.field),
